@@ -1,0 +1,22 @@
+"""accre-monitor: local monitoring checks for Linux nodes.
+
+The public API: `monitor_command` registers a check, `complete_check` turns a
+check's return value into a delivered result and an exit code, `maybe_acquire_lock`
+keeps two runs of one check apart, and `EXITCODE_MAPS` maps statuses to exit codes.
+"""
+
+from accre_monitor.api import complete_check
+from accre_monitor.locking import maybe_acquire_lock
+from accre_monitor.registry import monitor_command
+from accre_monitor.status import CRITICAL, EXITCODE_MAPS, OK, UNKNOWN, WARNING
+
+__all__ = [
+    "CRITICAL",
+    "EXITCODE_MAPS",
+    "OK",
+    "UNKNOWN",
+    "WARNING",
+    "complete_check",
+    "maybe_acquire_lock",
+    "monitor_command",
+]

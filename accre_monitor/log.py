@@ -1,0 +1,83 @@
+"""Logging to stderr through structlog, configured on first use.
+
+structlog costs more to import than a whole check run, so it is only loaded when
+something is actually logged: a healthy run with stdout outputs never pays for it.
+Set `ACCRE_MONITOR_LOG_FORMAT=json` for one JSON object per line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+_logger: Any = None
+_PROGRAM = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+if not _PROGRAM.startswith("accre-"):
+    _PROGRAM = "accre-monitor"
+
+
+class _Stderr:
+    """Whatever sys.stderr is at the time of writing (tests and daemons swap it)."""
+
+    def write(self, text: str) -> None:
+        sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def _render_line(_logger: Any, method: str, event_dict: dict[str, Any]) -> str:
+    """One readable line: `accre-monitor: warning: message key=value ...`."""
+    event = event_dict.pop("event", "")
+    level = event_dict.pop("level", method)
+    extra = " ".join(f"{key}={value!r}" for key, value in event_dict.items())
+    return f"{_PROGRAM}: {level}: {event}" + (f" ({extra})" if extra else "")
+
+
+def configure(fmt: str | None = None) -> Any:
+    """Configure structlog for stderr and return the bound logger."""
+    global _logger
+    import structlog
+
+    fmt = fmt or os.environ.get("ACCRE_MONITOR_LOG_FORMAT", "console")
+    processors: list[Any] = [structlog.processors.add_log_level]
+    if fmt == "json":
+        processors += [
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.dict_tracebacks,
+            structlog.processors.JSONRenderer(),
+        ]
+    else:
+        processors.append(_render_line)
+    structlog.configure(
+        processors=processors,
+        logger_factory=structlog.PrintLoggerFactory(_Stderr()),
+        cache_logger_on_first_use=False,
+    )
+    _logger = structlog.get_logger().bind()
+    return _logger
+
+
+def _get() -> Any:
+    return _logger if _logger is not None else configure()
+
+
+def debug(event: str, **kw: Any) -> None:
+    if os.environ.get("ACCRE_MONITOR_DEBUG"):
+        _get().debug(event, **kw)
+
+
+def info(event: str, **kw: Any) -> None:
+    _get().info(event, **kw)
+
+
+def warning(event: str, **kw: Any) -> None:
+    _get().warning(event, **kw)
+
+
+def error(event: str, **kw: Any) -> None:
+    _get().error(event, **kw)

@@ -1,0 +1,164 @@
+"""The result record: what one run of one check produced, in the shape every output receives.
+
+`{"id", "node", "date", "name", "status", "data", "runtime"}` plus `"short"` and `"long"`
+when the check gave them. `id` makes every delivery idempotent downstream.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from accre_monitor.status import UNKNOWN, normalize_status
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    Record = dict[str, Any]
+
+
+class BadReturn(Exception):
+    """A check returned something that is not a valid result."""
+
+
+def new_id() -> str:
+    """A random (version 4) UUID, without importing the uuid module on the hot path."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def iso_now(timestamp: float | None = None) -> str:
+    """Local time, ISO 8601, milliseconds and UTC offset: `2026-11-24T08:55:32.123+01:00`."""
+    timestamp = time.time() if timestamp is None else timestamp
+    local = time.localtime(timestamp)
+    offset = local.tm_gmtoff or 0
+    sign = "+" if offset >= 0 else "-"
+    hours, minutes = divmod(abs(offset) // 60, 60)
+    millis = int(timestamp % 1 * 1000)
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", local) + f".{millis:03d}{sign}{hours:02d}:{minutes:02d}"
+    )
+
+
+def short_hostname() -> str:
+    return os.uname().nodename.split(".")[0]
+
+
+def to_json(value: Any, indent: int | None = None) -> str:
+    """Strict JSON text (no NaN, string keys only), the way every output will see the data."""
+    import json
+
+    return json.dumps(
+        value,
+        indent=indent,
+        ensure_ascii=False,
+        allow_nan=False,
+        separators=(",", ": ") if indent else (",", ":"),
+        default=_refuse,
+    )
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _check_keys(value: Any) -> None:
+    """JSON object keys must be strings; json.dumps would silently turn 1 into "1"."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"dict key {key!r} is {type(key).__name__}, not str")
+            _check_keys(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_keys(item)
+
+
+def normalize_return(retval: Any) -> tuple[str, Any, str | None, str | None]:
+    """Validate a check's return value: (status, data[, short[, long]]) with plain JSON data."""
+    if not isinstance(retval, (tuple, list)) or not 2 <= len(retval) <= 4:
+        kind = f"a {len(retval)}-tuple" if isinstance(retval, tuple) else type(retval).__name__
+        raise BadReturn(f"check returned {kind}; expected (status, data[, short[, long]])")
+    status, data, short, long = (*retval, None, None)[:4]
+    try:
+        status = normalize_status(status)
+    except ValueError as exc:
+        raise BadReturn(f"check returned an {exc}") from None
+    for label, text in (("short", short), ("long", long)):
+        if text is not None and not isinstance(text, str):
+            raise BadReturn(f"check returned a {label} text of type {type(text).__name__}")
+    try:
+        _check_keys(data)
+        data = _plain(data)
+        to_json(data)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise BadReturn(f"check returned data that cannot be serialized: {exc}") from None
+    return status, data, short, long
+
+
+def _plain(value: Any) -> Any:
+    """Tuples become lists, so the record is the same before and after a JSON round trip."""
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+def build_record(
+    name: str,
+    status: str,
+    data: Any,
+    short: str | None = None,
+    long: str | None = None,
+    runtime: float | None = None,
+    node: str | None = None,
+    date: str | None = None,
+) -> Record:
+    """Assemble a record from an already validated result."""
+    record: Record = {
+        "id": new_id(),
+        "node": node or short_hostname(),
+        "date": date or iso_now(),
+        "name": name,
+        "status": status,
+        "data": data,
+        "runtime": round(runtime, 6) if runtime is not None else None,
+    }
+    if short is not None:
+        record["short"] = short
+    if long is not None:
+        record["long"] = long
+    return record
+
+
+def failure_result(message: str, details: dict[str, Any], long: str | None = None) -> tuple:
+    """The (status, data, short, long) of a check that could not produce its own result."""
+    return UNKNOWN, {"error": message, **details}, f"UNKNOWN: {message}", long
+
+
+def exception_result(exc: BaseException, traceback_text: str | None = None) -> tuple:
+    """UNKNOWN carrying the exception type and message; the traceback goes in the long text."""
+    message = f"{type(exc).__name__}: {exc}"
+    return failure_result(
+        f"check raised {message}",
+        {"exception": type(exc).__name__, "message": str(exc)},
+        traceback_text,
+    )
+
+
+def record_from_return(
+    name: str, retval: Any, runtime: float | None = None, node: str | None = None
+) -> Record:
+    """A record from a raw return value; anything invalid becomes an UNKNOWN record saying why."""
+    try:
+        status, data, short, long = normalize_return(retval)
+    except BadReturn as exc:
+        status, data, short, long = failure_result(str(exc), {"returned": repr(retval)[:1000]})
+    return build_record(name, status, data, short, long, runtime, node)

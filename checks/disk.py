@@ -1,0 +1,125 @@
+"""Disk space checks."""
+
+import os
+
+from accre_monitor import monitor_command
+from accre_monitor.status import CRITICAL, OK, UNKNOWN, WARNING, worst
+
+from ._options import (
+    OptionError,
+    bad_options,
+    check_known,
+    fmt_bytes,
+    fmt_percent,
+    percent,
+    strings,
+)
+
+_OPTIONS = ("mounts", "warning", "critical", "inode_warning", "inode_critical")
+
+
+@monitor_command
+def disk_usage(opts: dict) -> tuple:
+    """Percent of space and of inodes used on each mount point (os.statvfs).
+
+    Options:
+      --mounts PATHS        mount points to check, comma-separated (default: /). Any
+                            existing path works: the file system holding it is measured.
+      --warning PCT         WARNING when space used reaches PCT percent (default 80)
+      --critical PCT        CRITICAL when space used reaches PCT percent (default 90)
+      --inode_warning PCT   WARNING when inodes used reach PCT percent (default 80)
+      --inode_critical PCT  CRITICAL when inodes used reach PCT percent (default 90)
+
+    Thresholds are percentages from 0 to 100, compared with >= (so 0 always fires and
+    100 fires only on a full file system). Space used is computed like df: used blocks
+    over used plus blocks available to unprivileged users, so blocks reserved for root
+    count as used. File systems that report no inodes (btrfs, some network file
+    systems) skip the inode thresholds.
+
+    Status: the worst over all mounts. A path that does not exist or cannot be
+    queried is UNKNOWN for that mount. Bad option values give UNKNOWN.
+
+    Data: {"mounts": [{"mount", "status", "used_percent", "inodes_used_percent",
+    "total_bytes", "used_bytes", "free_bytes", "inodes_total", "inodes_free"}]}
+    (free_bytes: available to unprivileged users), or {"mount", "status", "error"}
+    for a mount that could not be read; plus the thresholds used.
+    """
+    try:
+        opts = check_known(opts, _OPTIONS)
+        mounts = strings(opts, "mounts") or ["/"]
+        thresholds = {
+            "warning": percent(opts, "warning", 80),
+            "critical": percent(opts, "critical", 90),
+            "inode_warning": percent(opts, "inode_warning", 80),
+            "inode_critical": percent(opts, "inode_critical", 90),
+        }
+    except OptionError as err:
+        return bad_options("DISK", err)
+
+    results = [_measure(mount, thresholds) for mount in mounts]
+    status = worst(*(entry["status"] for entry in results))
+    short = f"DISK {status} - " + "; ".join(_summary(entry) for entry in results)
+    long = "\n".join(_details(entry) for entry in results)
+    return status, {"mounts": results, "thresholds": thresholds}, short, long
+
+
+def _measure(mount: str, thresholds: dict) -> dict:
+    try:
+        st = os.statvfs(mount)
+    except OSError as err:
+        return {"mount": mount, "status": UNKNOWN, "error": err.strerror or str(err)}
+    used_blocks = st.f_blocks - st.f_bfree
+    # df's formula: blocks reserved for root are neither used nor available to users.
+    usable = used_blocks + st.f_bavail
+    used_percent = round(100.0 * used_blocks / usable, 2) if usable else 0.0
+    if st.f_files:
+        inodes_used_percent = round(100.0 * (st.f_files - st.f_ffree) / st.f_files, 2)
+    else:
+        inodes_used_percent = None
+    status = _level(used_percent, thresholds["warning"], thresholds["critical"])
+    if inodes_used_percent is not None:
+        status = worst(
+            status,
+            _level(inodes_used_percent, thresholds["inode_warning"], thresholds["inode_critical"]),
+        )
+    return {
+        "mount": mount,
+        "status": status,
+        "used_percent": used_percent,
+        "inodes_used_percent": inodes_used_percent,
+        "total_bytes": st.f_blocks * st.f_frsize,
+        "used_bytes": used_blocks * st.f_frsize,
+        "free_bytes": st.f_bavail * st.f_frsize,
+        "inodes_total": st.f_files,
+        "inodes_free": st.f_ffree,
+    }
+
+
+def _level(value: float, warning: float, critical: float) -> str:
+    if value >= critical:
+        return CRITICAL
+    if value >= warning:
+        return WARNING
+    return OK
+
+
+def _summary(entry: dict) -> str:
+    if "error" in entry:
+        return f"{entry['mount']} cannot be read: {entry['error']} ({entry['status']})"
+    text = (
+        f"{entry['mount']} {fmt_percent(entry['used_percent'])}% used, "
+        f"inodes {fmt_percent(entry['inodes_used_percent'])}"
+        + ("%" if entry["inodes_used_percent"] is not None else "")
+    )
+    return text if entry["status"] == OK else f"{text} ({entry['status']})"
+
+
+def _details(entry: dict) -> str:
+    if "error" in entry:
+        return f"{entry['mount']}: {entry['status']}: {entry['error']}"
+    return (
+        f"{entry['mount']}: {entry['status']}: {fmt_bytes(entry['used_bytes'])} used of "
+        f"{fmt_bytes(entry['used_bytes'] + entry['free_bytes'])} usable "
+        f"({fmt_bytes(entry['free_bytes'])} free, {fmt_percent(entry['used_percent'])}%), "
+        f"inodes {entry['inodes_total'] - entry['inodes_free']} used of {entry['inodes_total']}"
+    )

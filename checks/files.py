@@ -1,0 +1,99 @@
+"""File checks."""
+
+import os
+import time
+
+from accre_monitor import monitor_command
+from accre_monitor.status import CRITICAL, OK, UNKNOWN, WARNING
+
+from ._options import (
+    OptionError,
+    bad_options,
+    check_known,
+    number,
+    status_option,
+    text,
+)
+
+_OPTIONS = ("path", "warning", "critical", "missing")
+
+
+@monitor_command
+def file_age(opts: dict) -> tuple:
+    """Age of a file (a heartbeat another job touches) from its modification time.
+
+    Options:
+      --path PATH        the file to check (required; symlinks are followed)
+      --warning SECS     WARNING when the file is older than SECS seconds (default 300)
+      --critical SECS    CRITICAL when the file is older than SECS seconds (default 900)
+      --missing STATUS   the status when the file does not exist: OK, WARNING, CRITICAL
+                         or UNKNOWN (default CRITICAL)
+
+    The age is now minus the modification time; "older than" is strict (>). A
+    modification time in the future gives a negative age, which is OK and said so.
+
+    Status: CRITICAL/WARNING/OK from the age; the `missing` status when the file (or a
+    directory on its path) does not exist; UNKNOWN when it cannot be examined (e.g.
+    permission denied) or bad option values are given.
+
+    Data: {"path", "exists", "age_seconds", "mtime" (epoch seconds), "warning", "critical"};
+    age_seconds and mtime are null when the file is missing.
+    """
+    try:
+        opts = check_known(opts, _OPTIONS)
+        path = text(opts, "path", required=True)
+        warning = number(opts, "warning", 300, minimum=0)
+        critical = number(opts, "critical", 900, minimum=0)
+        missing = status_option(opts, "missing", CRITICAL)
+    except OptionError as err:
+        return bad_options("FILE_AGE", err)
+
+    data = {
+        "path": path,
+        "exists": False,
+        "age_seconds": None,
+        "mtime": None,
+        "warning": warning,
+        "critical": critical,
+    }
+    try:
+        mtime = os.stat(path).st_mtime
+    except (FileNotFoundError, NotADirectoryError):
+        return missing, data, f"FILE_AGE {missing} - {path} does not exist", None
+    except OSError as err:
+        data["error"] = err.strerror or str(err)
+        return UNKNOWN, data, f"FILE_AGE UNKNOWN - cannot stat {path}: {data['error']}", None
+
+    age = time.time() - mtime
+    data.update(exists=True, age_seconds=round(age, 3), mtime=mtime)
+    if age > critical:
+        status, bound = CRITICAL, f" (older than {_duration(critical)})"
+    elif age > warning:
+        status, bound = WARNING, f" (older than {_duration(warning)})"
+    else:
+        status, bound = OK, ""
+    if age < 0:
+        age_text = f"modified {_duration(-age)} in the future"
+    else:
+        age_text = f"modified {_duration(age)} ago"
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(mtime))
+    return status, data, f"FILE_AGE {status} - {path} {age_text}{bound}", f"mtime: {stamp}"
+
+
+def _duration(seconds: float) -> str:
+    """`42 s`, `5 min 3 s`, `5 min`, `2 h 10 min`, `3 d 4 h`: precise enough to read at a glance."""
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return _pair(minutes, "min", seconds, "s")
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return _pair(hours, "h", minutes, "min")
+    days, hours = divmod(hours, 24)
+    return _pair(days, "d", hours, "h")
+
+
+def _pair(big: int, big_unit: str, small: int, small_unit: str) -> str:
+    return f"{big} {big_unit} {small} {small_unit}" if small else f"{big} {big_unit}"

@@ -1,0 +1,137 @@
+"""Process checks."""
+
+from accre_monitor import monitor_command
+from accre_monitor.status import CRITICAL, OK, WARNING
+
+from ._options import (
+    OptionError,
+    bad_options,
+    check_known,
+    number,
+    strings,
+)
+
+_OPTIONS = ("name", "cmdline", "min", "min_warning", "max")
+
+# At most this many matching pids go in the data (a fork bomb must not make a huge record).
+MAX_PIDS = 100
+
+
+@monitor_command
+def processes(opts: dict) -> tuple:
+    """Number of processes with a given name or command line, within bounds.
+
+    Options (at least one of name and cmdline is required):
+      --name NAMES        process name, matched exactly (psutil's name: the kernel's comm,
+                          completed from the command line when comm was truncated to 15
+                          characters). Several names, comma-separated: any of them.
+      --cmdline TEXTS     substring of the full command line (arguments joined by spaces).
+                          Several, comma-separated: any of them. A substring that holds a
+                          comma must be given as JSON with --options.
+      --min N             CRITICAL when fewer than N processes match (default 1, or 0
+                          with --max 0, which checks that something is NOT running)
+      --min_warning N     WARNING when fewer than N match but at least min (default: unset)
+      --max N             WARNING when more than N processes match (default: unset)
+
+    With both name and cmdline, a process must match both. The check's own processes
+    are never counted: the one running the check, and the nearest ancestors that
+    launched it (those whose command line mentions accre-monitor or accre_monitor, or
+    equals the check's own: the `sh -c`, `timeout` or sudo wrapping the command, and
+    accre-monitor itself, which runs the check in a forked child). Their command lines
+    hold the searched text, and their names could be the searched name. Processes that
+    vanish or cannot be read while scanning are skipped.
+
+    Status: CRITICAL below min, WARNING below min_warning or above max, else OK.
+    UNKNOWN for bad option values (negative counts, min above max, neither name nor
+    cmdline).
+
+    Data: {"count", "pids" (first 100, sorted), "name", "cmdline", "min", "min_warning", "max"}.
+    """
+    try:
+        opts = check_known(opts, _OPTIONS)
+        names = strings(opts, "name")
+        cmdlines = strings(opts, "cmdline")
+        if not names and not cmdlines:
+            raise OptionError("option name or cmdline is required")
+        maximum = number(opts, "max", None, minimum=0, integer=True)
+        # `--max 0` alone means "must not run": the default min then cannot be 1.
+        minimum = number(opts, "min", 1 if maximum != 0 else 0, minimum=0, integer=True)
+        min_warning = number(opts, "min_warning", None, minimum=0, integer=True)
+        if maximum is not None and minimum > maximum:
+            raise OptionError(f"option min ({minimum}) is above max ({maximum})")
+    except OptionError as err:
+        return bad_options("PROCS", err)
+
+    import psutil
+
+    excluded = _own_processes(psutil)
+
+    wanted_names = set(names)
+    pids = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        if proc.pid in excluded:
+            continue
+        info = proc.info
+        if wanted_names and info.get("name") not in wanted_names:
+            continue
+        if cmdlines:
+            # None when access was denied; zombies and kernel threads have an empty one.
+            line = " ".join(info.get("cmdline") or ())
+            if not any(text in line for text in cmdlines):
+                continue
+        pids.append(proc.pid)
+    pids.sort()
+    count = len(pids)
+
+    if count < minimum:
+        status, why = CRITICAL, f"fewer than {minimum}"
+    elif min_warning is not None and count < min_warning:
+        status, why = WARNING, f"fewer than {min_warning}"
+    elif maximum is not None and count > maximum:
+        status, why = WARNING, f"more than {maximum}"
+    else:
+        status, why = OK, _bounds(minimum, maximum)
+
+    what = []
+    if names:
+        what.append(f"named {' or '.join(names)}")
+    if cmdlines:
+        what.append(f"with {' or '.join(repr(text) for text in cmdlines)} in the command line")
+    noun = "process" if count == 1 else "processes"
+    short = f"PROCS {status} - {count} {noun} {' and '.join(what)} ({why})"
+    long = f"pids: {' '.join(map(str, pids[:MAX_PIDS]))}" if pids else None
+    if count > MAX_PIDS:
+        long += f" ... ({count - MAX_PIDS} more)"
+    data = {
+        "count": count,
+        "pids": pids[:MAX_PIDS],
+        "name": names,
+        "cmdline": cmdlines,
+        "min": minimum,
+        "min_warning": min_warning,
+        "max": maximum,
+    }
+    return status, data, short, long
+
+
+def _own_processes(psutil) -> set[int]:
+    """This process and the nearest ancestors that are accre-monitor or launched it."""
+    me = psutil.Process()
+    own = {me.pid}
+    try:
+        mine = me.cmdline()
+        for parent in me.parents():  # nearest first
+            line = parent.cmdline()
+            joined = " ".join(line)
+            if line != mine and "accre-monitor" not in joined and "accre_monitor" not in joined:
+                break
+            own.add(parent.pid)
+    except psutil.Error:  # an ancestor we cannot read is not ours
+        pass
+    return own
+
+
+def _bounds(minimum: int, maximum: int | None) -> str:
+    if maximum is None:
+        return f"min {minimum}"
+    return f"min {minimum}, max {maximum}"

@@ -1,0 +1,1 @@
+"""The event bus, filter stages, the durable spool, the shipper and replay."""

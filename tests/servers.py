@@ -1,0 +1,766 @@
+"""Real servers for the integration tests, each a child process on 127.0.0.1.
+
+Every class owns one ``subprocess.Popen`` child (RabbitMQ: two, the node and its own epmd) that
+listens on 127.0.0.1 on a free port and keeps its data in a private temporary directory. The
+recipes are the tested ones from ``shared/SERVICES.md``.
+
+Common API (``_Server``)::
+
+    srv = RedisServer()          # picks a free port and makes a temp dir; nothing runs yet
+    srv.start()                  # spawn + wait until it answers (bounded); raises ServerError
+    srv.host, srv.port, srv.url  # 127.0.0.1, the port, a URL for clients
+    srv.pause() / srv.resume()   # SIGSTOP / SIGCONT: connections queue in the kernel backlog
+    srv.restart()                # stop + start on the same port and data directory
+    srv.stop()                   # terminate, wait, kill if needed (data directory kept)
+    srv.close()                  # stop + remove the data directory
+    with RedisServer() as srv:   # start() ... close()
+
+``missing_reason(kind)`` tells why a kind of server cannot run here (``None`` when it can), for
+``pytest.skip``. This module does not import pytest.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import weakref
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+INSTALL_HINT = "run .ci/install-servers"
+
+POUCHDB_ENV = "ACCRE_MONITOR_POUCHDB"
+POUCHDB_LOCAL = REPO / ".test-servers" / "node_modules" / ".bin" / "pouchdb-server"
+RABBIT_BIN_DIR = Path("/usr/lib/rabbitmq/bin")
+# rabbitmqctl and friends use 35672-35682 for their own distribution port.
+RABBIT_CTL_DIST_PORTS = range(35672, 35683)
+
+_SBIN_PATH = os.pathsep.join(["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin"])
+
+
+class ServerError(RuntimeError):
+    """A server did not start, or did not stop, in time."""
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def free_port(exclude: range | None = None) -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (outside ``exclude``)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((HOST, 0))
+            port = s.getsockname()[1]
+        if exclude is None or port not in exclude:
+            return port
+    raise ServerError("no free port found")
+
+
+def _which(name: str) -> str | None:
+    """``shutil.which`` that also looks in the sbin directories (not on every user's PATH)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    return shutil.which(name, path=_SBIN_PATH)
+
+
+def pouchdb_binary() -> str | None:
+    """The pouchdb-server executable: $ACCRE_MONITOR_POUCHDB, <repo>/.test-servers, or PATH."""
+    env = os.environ.get(POUCHDB_ENV)
+    if env:
+        return env if os.access(env, os.X_OK) else None
+    if os.access(POUCHDB_LOCAL, os.X_OK):
+        return str(POUCHDB_LOCAL)
+    return shutil.which("pouchdb-server")
+
+
+def _epmd_binary() -> str | None:
+    found = _which("epmd")
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/erlang").glob("erts-*/bin/epmd"))
+    return str(candidates[-1]) if candidates else None
+
+
+def missing_reason(kind: str) -> str | None:
+    """Why servers of ``kind`` cannot run here, naming what to install; ``None`` if they can.
+
+    Kinds: ``redis``, ``couch``, ``rabbit``, ``nsca`` (the daemon), ``send_nsca`` (the client),
+    ``nagios``.
+    """
+    if kind == "redis":
+        if not _which("redis-server"):
+            return f"redis-server not found: apt-get install redis-server, or {INSTALL_HINT}"
+    elif kind == "couch":
+        if pouchdb_binary() is None:
+            where = os.environ.get(POUCHDB_ENV) or POUCHDB_LOCAL
+            return (
+                f"pouchdb-server not found (looked at {where} and PATH): "
+                f"npm install --prefix .test-servers pouchdb-server@4.2.0, or {INSTALL_HINT}"
+            )
+    elif kind == "rabbit":
+        if not os.access(RABBIT_BIN_DIR / "rabbitmq-server", os.X_OK):
+            return (
+                f"{RABBIT_BIN_DIR}/rabbitmq-server not found: apt-get install rabbitmq-server, "
+                f"or {INSTALL_HINT}"
+            )
+        if _epmd_binary() is None:
+            return f"epmd not found: apt-get install rabbitmq-server, or {INSTALL_HINT}"
+    elif kind == "nsca":
+        if not _which("nsca"):
+            return f"nsca not found: apt-get install nsca, or {INSTALL_HINT}"
+    elif kind == "send_nsca":
+        if not _which("send_nsca"):
+            return f"send_nsca not found: apt-get install nsca-client, or {INSTALL_HINT}"
+    elif kind == "nagios":
+        if not _which("nagios4"):
+            return (
+                "nagios4 not found: apt-get install --no-install-recommends nagios4-core, "
+                f"or {INSTALL_HINT}"
+            )
+    else:
+        raise ValueError(f"unknown server kind {kind!r}")
+    return None
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"(no {path.name})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _tcp_open(port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+_LIVE: weakref.WeakSet[_Server] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    """Last resort: never leave a server running after the test process exits."""
+    for srv in list(_LIVE):
+        with contextlib.suppress(Exception):
+            srv.close()
+
+
+# --------------------------------------------------------------------------------------------
+# base class
+
+
+class _Server:
+    """One server process on 127.0.0.1 with its data in a private temporary directory."""
+
+    kind = ""
+    startup_timeout = 20.0
+    stop_timeout = 10.0
+
+    def __init__(self, port: int | None = None, *, data_dir: str | os.PathLike | None = None):
+        reason = missing_reason(self.kind)
+        if reason:
+            raise ServerError(reason)
+        self.host = HOST
+        self.port = port or free_port()
+        self._own_dir = data_dir is None
+        self.dir = Path(data_dir or tempfile.mkdtemp(prefix=f"accre-test-{self.kind}-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.proc: subprocess.Popen | None = None
+        self.paused = False
+        self.start_seconds: float | None = None
+        self.stop_seconds: float | None = None
+        self._out: object = None
+        _LIVE.add(self)
+
+    # -- to be provided by subclasses --------------------------------------------------------
+
+    def _command(self) -> list[str]:
+        raise NotImplementedError
+
+    def _env(self) -> dict[str, str] | None:
+        return None
+
+    def _prepare(self) -> None:
+        """Write config files before each start."""
+
+    def _ready(self) -> bool:
+        return _tcp_open(self.port)
+
+    @property
+    def log_file(self) -> Path:
+        """The server's own log (what log_tail() shows first)."""
+        return self.dir / "stdout.log"
+
+    @property
+    def url(self) -> str:
+        return f"tcp://{self.host}:{self.port}"
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout: float | None = None) -> _Server:
+        """Spawn the server and wait until it answers; raise ServerError with the log tail."""
+        if self.running:
+            return self
+        timeout = self.startup_timeout if timeout is None else timeout
+        t0 = time.monotonic()
+        self._prepare()
+        self._spawn_main()
+        deadline = t0 + timeout
+        while True:
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
+                self._cleanup_after_exit()
+                raise ServerError(f"{self.kind} exited with {code} at start\n{self.log_tail()}")
+            try:
+                if self._ready():
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ServerError(
+                    f"{self.kind} not ready on port {self.port} after {timeout:.0f} s\n"
+                    f"{self.log_tail()}"
+                )
+            time.sleep(0.02)
+        self.start_seconds = time.monotonic() - t0
+        return self
+
+    def _spawn_main(self) -> None:
+        out = open(self.dir / "stdout.log", "ab")  # noqa: SIM115 (closed in _cleanup_after_exit)
+        try:
+            self.proc = subprocess.Popen(
+                self._command(),
+                cwd=self.dir,
+                env=self._env(),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group: pause() and cleanup reach children
+            )
+        except BaseException:
+            out.close()
+            raise
+        self._out = out
+        self.paused = False
+
+    def _cleanup_after_exit(self) -> None:
+        """After the main process was reaped: kill what is left of its process group."""
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Terminate the server (SIGTERM, then SIGKILL after ``timeout``); keep its data."""
+        if self.proc is None:
+            return
+        timeout = self.stop_timeout if timeout is None else timeout
+        t0 = time.monotonic()
+        if self.proc.poll() is None:
+            if self.paused:
+                self.resume()  # a stopped process does not act on SIGTERM
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._cleanup_after_exit()
+        self.paused = False
+        self.stop_seconds = time.monotonic() - t0
+
+    def kill(self) -> None:
+        """SIGKILL the server at once (a crash); data kept."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self._cleanup_after_exit()
+        self.paused = False
+
+    def restart(self, timeout: float | None = None) -> _Server:
+        """Stop and start again on the same port with the same data directory."""
+        self.stop()
+        return self.start(timeout)
+
+    def close(self) -> None:
+        """Stop the server and remove its data directory (if this object made it)."""
+        try:
+            self.stop()
+        finally:
+            if self._own_dir:
+                shutil.rmtree(self.dir, ignore_errors=True)
+            _LIVE.discard(self)
+
+    def pause(self) -> None:
+        """SIGSTOP the server: the kernel still accepts connections, nothing answers."""
+        if not self.running:
+            raise ServerError(f"{self.kind} is not running")
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self) -> None:
+        """SIGCONT after pause()."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGCONT)
+        self.paused = False
+
+    @contextlib.contextmanager
+    def paused_for(self):
+        """``with srv.paused_for(): ...`` pauses the server for the block."""
+        self.pause()
+        try:
+            yield self
+        finally:
+            self.resume()
+
+    def log_tail(self, lines: int = 30) -> str:
+        parts = []
+        for path in dict.fromkeys([self.log_file, self.dir / "stdout.log"]):
+            parts.append(f"--- {path} ---\n{_tail(path, lines)}")
+        return "\n".join(parts)
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<{type(self).__name__} {self.host}:{self.port} {state} {self.dir}>"
+
+
+# --------------------------------------------------------------------------------------------
+# Redis
+
+
+class RedisServer(_Server):
+    """redis-server with an append-only file (fsync always), so data survives restart()."""
+
+    kind = "redis"
+    startup_timeout = 10.0
+
+    def __init__(self, port: int | None = None, *, password: str | None = None, **kw):
+        super().__init__(port, **kw)
+        self.password = password
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}{self.host}:{self.port}/0"
+
+    @property
+    def log_file(self) -> Path:
+        return self.dir / "redis.log"
+
+    def _command(self) -> list[str]:
+        cmd = [
+            _which("redis-server"),
+            "--bind", HOST,
+            "--port", str(self.port),
+            "--dir", str(self.dir),
+            "--save", "",
+            "--appendonly", "yes",
+            "--appendfsync", "always",
+            "--daemonize", "no",
+            "--logfile", str(self.log_file),
+        ]  # fmt: skip
+        if self.password:
+            cmd += ["--requirepass", self.password]
+        return cmd
+
+    def _ready(self) -> bool:
+        with socket.create_connection((HOST, self.port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            answer = s.recv(64)
+        # -NOAUTH means it is up but wants a password; -LOADING means not yet.
+        return answer.startswith((b"+PONG", b"-NOAUTH"))
+
+
+# --------------------------------------------------------------------------------------------
+# CouchDB-compatible: pouchdb-server
+
+
+class CouchServer(_Server):
+    """pouchdb-server (CouchDB HTTP API) with on-disk LevelDB data (or ``in_memory=True``).
+
+    ``admins={"name": "password"}`` configures server admins (``auth`` is then the first one).
+    Beware: with admins configured, pouchdb-server 4.2.0 crashes on an unauthenticated
+    ``PUT /db`` (database creation) instead of answering 401.
+    """
+
+    kind = "couch"
+    startup_timeout = 20.0
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        in_memory: bool = False,
+        admins: dict[str, str] | None = None,
+        **kw,
+    ):
+        super().__init__(port, **kw)
+        self.in_memory = in_memory
+        self.admins = dict(admins or {})
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        return next(iter(self.admins.items()), None)
+
+    @property
+    def log_file(self) -> Path:
+        return self.dir / "log.txt"
+
+    def _prepare(self) -> None:
+        config = self.dir / "config.json"
+        if not config.exists():
+            body = {"admins": self.admins} if self.admins else {}
+            config.write_text(json.dumps(body))
+
+    def _command(self) -> list[str]:
+        cmd = [
+            pouchdb_binary(),
+            "--host", HOST,
+            "--port", str(self.port),
+            "--dir", str(self.dir),
+            "--config", str(self.dir / "config.json"),
+            "--no-stdout-logs",
+        ]  # fmt: skip
+        if self.in_memory:
+            cmd.append("--in-memory")
+        return cmd
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/", timeout=1) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def request(self, method: str, path: str, body: object = None, *, auth=True, timeout=5):
+        """A small JSON HTTP client for tests: returns (status, decoded body)."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        creds = self.auth if auth is True else auth
+        if creds:
+            token = base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
+            req.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as e:
+            with e:
+                return e.code, json.loads(e.read() or b"null")
+
+
+# --------------------------------------------------------------------------------------------
+# RabbitMQ
+
+
+class RabbitServer(_Server):
+    """A private RabbitMQ node with its own epmd; guest/guest works on loopback.
+
+    Start takes 4-6 s: start it once per test session or module and restart only where an
+    outage is the point. ``pause()`` stops the whole node (its process group), not epmd.
+    """
+
+    kind = "rabbit"
+    startup_timeout = 60.0
+    stop_timeout = 20.0
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        dist_port: int | None = None,
+        epmd_port: int | None = None,
+        **kw,
+    ):
+        super().__init__(port, **kw)
+        self.dist_port = dist_port or free_port(exclude=RABBIT_CTL_DIST_PORTS)
+        self.epmd_port = epmd_port or free_port()
+        if self.dist_port in RABBIT_CTL_DIST_PORTS:
+            raise ValueError("dist_port must be outside 35672-35682 (rabbitmqctl uses them)")
+        self.nodename = f"test-{self.port}@localhost"
+        self.epmd: subprocess.Popen | None = None
+        self._epmd_out: object = None
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@{self.host}:{self.port}/%2F"
+
+    @property
+    def log_file(self) -> Path:
+        return self.dir / "log" / f"{self.nodename}.log"
+
+    def _env(self) -> dict[str, str]:
+        b = self.dir
+        env = dict(os.environ)
+        for key in list(env):
+            if key.startswith(("RABBITMQ_", "ERL_")):
+                del env[key]
+        env.update(
+            HOME=str(b / "home"),
+            RABBITMQ_CONF_ENV_FILE="/dev/null",
+            RABBITMQ_CONFIG_FILE=str(b / "rabbitmq"),
+            RABBITMQ_ADVANCED_CONFIG_FILE=str(b / "advanced.config"),
+            RABBITMQ_ENABLED_PLUGINS_FILE=str(b / "enabled_plugins"),
+            RABBITMQ_ENABLED_PLUGINS="",
+            RABBITMQ_NODENAME=self.nodename,
+            RABBITMQ_NODE_IP_ADDRESS=HOST,
+            RABBITMQ_NODE_PORT=str(self.port),
+            RABBITMQ_DIST_PORT=str(self.dist_port),
+            RABBITMQ_MNESIA_BASE=str(b / "mnesia"),
+            RABBITMQ_LOG_BASE=str(b / "log"),
+            RABBITMQ_PID_FILE=str(b / "rabbit.pid"),
+            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}",
+            ERL_EPMD_PORT=str(self.epmd_port),
+            ERL_EPMD_ADDRESS=HOST,
+            PATH=f"{RABBIT_BIN_DIR}{os.pathsep}{env.get('PATH', _SBIN_PATH)}",
+        )
+        return env
+
+    def _prepare(self) -> None:
+        (self.dir / "home").mkdir(exist_ok=True)
+        (self.dir / "log").mkdir(exist_ok=True)
+        plugins = self.dir / "enabled_plugins"
+        if not plugins.exists():
+            plugins.write_text("[].\n")
+        self._start_epmd()
+
+    def _start_epmd(self) -> None:
+        if self.epmd is not None and self.epmd.poll() is None:
+            return
+        out = open(self.dir / "epmd.log", "ab")  # noqa: SIM115 (closed in _stop_epmd)
+        try:
+            self.epmd = subprocess.Popen(
+                [_epmd_binary(), "-port", str(self.epmd_port), "-address", HOST],
+                cwd=self.dir,
+                env=self._env(),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except BaseException:
+            out.close()
+            raise
+        self._epmd_out = out
+        deadline = time.monotonic() + 5
+        while not _tcp_open(self.epmd_port, timeout=0.2):
+            if self.epmd.poll() is not None or time.monotonic() > deadline:
+                self._stop_epmd()
+                raise ServerError(f"epmd did not start on {self.epmd_port}\n{self.log_tail()}")
+            time.sleep(0.02)
+
+    def _stop_epmd(self) -> None:
+        if self.epmd is not None and self.epmd.poll() is None:
+            self.epmd.terminate()
+            try:
+                self.epmd.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.epmd.kill()
+                self.epmd.wait(timeout=5)
+        if self._epmd_out is not None:
+            self._epmd_out.close()
+            self._epmd_out = None
+
+    def _command(self) -> list[str]:
+        return [str(RABBIT_BIN_DIR / "rabbitmq-server")]
+
+    def _ready(self) -> bool:
+        # A TCP connect is enough per SERVICES.md; the AMQP greeting proves the listener is
+        # the broker and not a leftover.
+        with socket.create_connection((HOST, self.port), timeout=1) as s:
+            s.settimeout(2)
+            s.sendall(b"AMQP\x00\x00\x09\x01")
+            frame = s.recv(7)
+        return len(frame) == 7 and frame[0] == 1  # a METHOD frame: connection.start
+
+    def restart(self, timeout: float | None = None) -> RabbitServer:
+        """Restart the node only; the fixture's epmd keeps running."""
+        super().stop()
+        return self.start(timeout)
+
+    def stop(self, timeout: float | None = None) -> None:
+        try:
+            super().stop(timeout)
+        finally:
+            self._stop_epmd()
+
+    def kill(self) -> None:
+        super().kill()  # epmd stays, like after a crash of the node
+
+    def ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run ``rabbitmqctl -n NODE ARGS`` against this node (slow: about 1-2 s)."""
+        return subprocess.run(
+            [str(RABBIT_BIN_DIR / "rabbitmqctl"), "-n", self.nodename, *args],
+            env=self._env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# NSCA
+
+
+_NSCA_LINE = re.compile(
+    r"^\[(\d+)\] PROCESS_SERVICE_CHECK_RESULT;([^;]*);([^;]*);(-?\d+);(.*)$", re.DOTALL
+)
+_NSCA_HOST_LINE = re.compile(r"^\[(\d+)\] PROCESS_HOST_CHECK_RESULT;([^;]*);(-?\d+);(.*)$")
+
+
+class NscaServer(_Server):
+    """The NSCA 2.10 daemon in single-process foreground mode writing to a plain command file.
+
+    ``password`` switches on XOR decryption (method 1) unless ``method`` says otherwise.
+    ``results()`` parses the command file; ``client_config`` is a matching send_nsca config.
+    Note: a wrong password or method is silently dropped by the daemon: read the results.
+    """
+
+    kind = "nsca"
+    startup_timeout = 10.0
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        password: str | None = None,
+        method: int | None = None,
+        max_packet_age: int = 30,
+        **kw,
+    ):
+        super().__init__(port, **kw)
+        self.password = password
+        self.method = (1 if password else 0) if method is None else method
+        self.max_packet_age = max_packet_age
+        self.config = self.dir / "nsca.cfg"
+        self.command_file = self.dir / "nagios.cmd"
+        self.dump_file = self.dir / "nsca.dump"
+        self.client_config = self.dir / "send_nsca.cfg"
+
+    @property
+    def url(self) -> str:
+        return f"nsca://{self.host}:{self.port}"
+
+    def _prepare(self) -> None:
+        lines = [
+            f"pid_file={self.dir / 'nsca.pid'}",
+            f"server_address={HOST}",
+            f"server_port={self.port}",
+            f"command_file={self.command_file}",
+            f"alternate_dump_file={self.dump_file}",
+            "append_to_file=1",
+            "aggregate_writes=0",
+            f"max_packet_age={self.max_packet_age}",
+            "debug=1",
+            f"decryption_method={self.method}",
+        ]
+        if self.password:
+            lines.append(f"password={self.password}")
+        self.config.write_text("\n".join(lines) + "\n")
+        client = [f"encryption_method={self.method}"]
+        if self.password:
+            client.append(f"password={self.password}")
+        self.client_config.write_text("\n".join(client) + "\n")
+        self.command_file.touch()  # else results go to the alternate dump file
+
+    def _command(self) -> list[str]:
+        return [_which("nsca"), "-f", "-c", str(self.config)]
+
+    def results(self) -> list[tuple[int, str, str, int, str]]:
+        """Service results received so far: (timestamp, host, service, code, output)."""
+        out = []
+        try:
+            text = self.command_file.read_text(errors="replace")
+        except FileNotFoundError:
+            return out
+        for line in text.splitlines():
+            m = _NSCA_LINE.match(line)
+            if m:
+                ts, host, svc, code, output = m.groups()
+                out.append((int(ts), host, svc, int(code), output))
+        return out
+
+    def host_results(self) -> list[tuple[int, str, int, str]]:
+        """Host results received so far: (timestamp, host, code, output)."""
+        out = []
+        try:
+            text = self.command_file.read_text(errors="replace")
+        except FileNotFoundError:
+            return out
+        for line in text.splitlines():
+            m = _NSCA_HOST_LINE.match(line)
+            if m:
+                ts, host, code, output = m.groups()
+                out.append((int(ts), host, int(code), output))
+        return out
+
+    def wait_for_results(self, count: int, timeout: float = 5.0) -> list:
+        """Poll results() until it holds at least ``count`` entries or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            res = self.results()
+            if len(res) >= count or time.monotonic() > deadline:
+                return res
+            time.sleep(0.02)
+
+    def clear(self) -> None:
+        """Empty the command file (the daemon appends, so truncating in place is safe)."""
+        with open(self.command_file, "w"):
+            pass
+
+    def send_nsca(self, lines: str, *, timeout: float = 10, config=None):
+        """Feed ``host<TAB>svc<TAB>code<TAB>output`` lines to the real send_nsca client."""
+        binary = _which("send_nsca")
+        if binary is None:
+            raise ServerError(missing_reason("send_nsca"))
+        cfg = str(config or self.client_config)
+        return subprocess.run(
+            [binary, "-H", HOST, "-p", str(self.port), "-c", cfg, "-to", str(int(timeout))],
+            input=lines,
+            capture_output=True,
+            text=True,
+            timeout=timeout + 5,
+        )

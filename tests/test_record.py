@@ -1,0 +1,85 @@
+import json
+import re
+
+import pytest
+
+from accre_monitor.record import (
+    BadReturn,
+    build_record,
+    iso_now,
+    new_id,
+    normalize_return,
+    record_from_return,
+)
+
+ISO_WITH_OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$")
+
+
+def test_ids_are_unique_version_4_uuids():
+    import uuid
+
+    ids = {new_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(uuid.UUID(value).version == 4 for value in ids)
+
+
+def test_dates_are_iso_8601_with_a_utc_offset():
+    from datetime import datetime
+
+    text = iso_now(1795462748.25)
+    assert ISO_WITH_OFFSET.match(text)
+    assert datetime.fromisoformat(text).timestamp() == pytest.approx(1795462748.25)
+
+
+def test_a_record_has_the_documented_fields_in_order():
+    record = build_record("disk", "WARNING", {"used": 85}, "DISK WARNING", None, 0.5, "web01")
+    assert list(record) == ["id", "node", "date", "name", "status", "data", "runtime", "short"]
+    assert record["node"] == "web01"
+    assert record["runtime"] == 0.5
+
+
+def test_the_node_defaults_to_the_short_host_name():
+    import socket
+
+    assert build_record("x", "OK", None)["node"] == socket.gethostname().split(".")[0]
+
+
+@pytest.mark.parametrize(
+    ("retval", "expected"),
+    [
+        (("ok", [1, 2]), ("OK", [1, 2], None, None)),
+        (("Warning", {"a": (1, 2)}, "short"), ("WARNING", {"a": [1, 2]}, "short", None)),
+        (["CRITICAL", None, "s", "l\nm"], ("CRITICAL", None, "s", "l\nm")),
+    ],
+)
+def test_valid_returns_are_normalized(retval, expected):
+    assert normalize_return(retval) == expected
+
+
+@pytest.mark.parametrize(
+    ("retval", "message"),
+    [
+        ("OK", "expected \\(status, data"),
+        (("OK",), "1-tuple"),
+        (("OK", 1, "s", "l", "extra"), "5-tuple"),
+        (None, "NoneType"),
+        (("FINE", 1), "unknown status 'FINE'"),
+        ((0, 1), "unknown status 0"),
+        (("OK", {1: "a"}), "cannot be serialized.*key 1"),
+        (("OK", object()), "cannot be serialized"),
+        (("OK", float("nan")), "cannot be serialized"),
+        (("OK", 1, 42), "short text of type int"),
+        (("OK", 1, "s", ["l"]), "long text of type list"),
+    ],
+)
+def test_invalid_returns_are_refused_with_a_reason(retval, message):
+    with pytest.raises(BadReturn, match=message):
+        normalize_return(retval)
+
+
+def test_an_invalid_return_becomes_an_unknown_record_saying_why():
+    record = record_from_return("mycheck", ("SUPER", 1))
+    assert record["status"] == "UNKNOWN"
+    assert "unknown status 'SUPER'" in record["data"]["error"]
+    assert record["short"].startswith("UNKNOWN: ")
+    json.dumps(record)
