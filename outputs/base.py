@@ -37,3 +37,53 @@ class Output:
     def emit(self, record: dict[str, Any]) -> None:
         """Render one record now (synchronous outputs)."""
         raise NotImplementedError
+
+
+DELIVERED = "delivered"  # stored now, or already there (a redelivery of the same id)
+RETRY = "retry"  # not stored, worth trying again later (unreachable, timeout, 429, 5xx)
+REJECTED = "rejected"  # the store refuses this record for good (e.g. a malformed document)
+
+
+class Outcome:
+    """What happened to one record of a batch."""
+
+    __slots__ = ("state", "error")
+
+    def __init__(self, state: str, error: str | None = None) -> None:
+        self.state = state
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"Outcome({self.state!r}, {self.error!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Outcome) and (self.state, self.error) == (other.state, other.error)
+
+
+class RemoteOutput(Output):
+    """An output that ships records to a store, in batches, idempotently by record `id`.
+
+    `deliver(records, timeout)` returns one Outcome per record, in order. It may raise
+    instead when the whole batch failed (store unreachable): every record is then retried.
+    It must return or raise within about `timeout` seconds.
+    """
+
+    synchronous = False
+    # the default deadline of inline delivery from the CLI, overridable per output
+    settings_keys: dict[str, Any] = {"timeout": 2.0, "batch_size": 500}
+
+    def deliver(self, records: list[dict[str, Any]], timeout: float) -> list[Outcome]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections; called once when the run or the replay ends."""
+
+    def secret(self, key: str) -> str | None:
+        """A secret from the config, or from `ACCRE_MONITOR_<OUTPUT>_<KEY>` in the environment.
+
+        The environment wins, so a config file can be shared without its secrets.
+        """
+        import os
+
+        variable = f"ACCRE_MONITOR_{self.name}_{key}".upper().replace("-", "_")
+        return os.environ.get(variable) or self.settings.get(key) or None

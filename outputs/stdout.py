@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 from accre_monitor.outputs.base import Output
-
 from accre_monitor.record import to_json
 
 TYPE_CHECKING = False

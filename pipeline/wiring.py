@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from accre_monitor.pipeline.bus import InProcessBus, Subscriber
-
 from accre_monitor.config import Config
+from accre_monitor.pipeline.bus import InProcessBus, Subscriber
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

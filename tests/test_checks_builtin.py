@@ -9,13 +9,13 @@ import uuid
 
 import psutil
 import pytest
+
 from accre_monitor.checks.disk import disk_usage
 from accre_monitor.checks.files import file_age
 from accre_monitor.checks.memory import memory, read_meminfo
 from accre_monitor.checks.mounts import mounts, read_mounts, unescape
 from accre_monitor.checks.network import tcp_port
 from accre_monitor.checks.processes import processes
-
 from accre_monitor.record import normalize_return, to_json
 
 

@@ -2,7 +2,6 @@ import base64
 import json
 
 from accre_monitor.outputs import create_output
-
 from accre_monitor.record import build_record
 
 
