@@ -682,6 +682,8 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else delayed ACKs add 40 ms to every keep-alive answer
+    wbufsize = -1  # buffered: headers and body leave in one write (flushed in _send)
     server_version = "FakeElasticsearch"
     sys_version = ""
     server: _HTTPServer

@@ -1,0 +1,182 @@
+"""The durable spool: order, backoff, leases, the size cap, dead letters, crashes, concurrency."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from accre_monitor.outputs.base import DELIVERED, REJECTED, RETRY
+from accre_monitor.pipeline.spool import Spool, spool_settings
+
+
+def make_spool(tmp_path, **settings):
+    return Spool(spool_settings({"path": str(tmp_path / "state" / "spool.db"), **settings}))
+
+
+def entries(n, output="redis", start=0):
+    return [(f"id-{i}", output, f'{{"id": "id-{i}"}}'.encode()) for i in range(start, start + n)]
+
+
+def test_a_new_spool_is_private_and_in_wal_mode(tmp_path):
+    spool = make_spool(tmp_path)
+    spool.add(entries(1))
+    assert os.stat(spool.path).st_mode & 0o777 == 0o600
+    assert os.stat(os.path.dirname(spool.path)).st_mode & 0o777 == 0o700
+    assert spool.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_entries_are_claimed_oldest_first_and_delivered_ones_leave(tmp_path):
+    spool = make_spool(tmp_path)
+    spool.add(entries(5))
+    claimed = spool.claim("redis", 3, due_only=False)
+    assert [e.record_id for e in claimed] == ["id-0", "id-1", "id-2"]
+    assert spool.settle([(e, DELIVERED, None) for e in claimed]) == (3, 0, 0)
+    assert [e.record_id for e in spool.claim("redis", 10, due_only=False)] == ["id-3", "id-4"]
+
+
+def test_the_same_record_is_owed_once_per_output(tmp_path):
+    spool = make_spool(tmp_path)
+    spool.add(entries(2))
+    spool.add(entries(2))
+    spool.add(entries(2, output="couch"))
+    assert spool.pending("redis") == 2
+    assert spool.pending() == 4
+
+
+def test_a_failed_attempt_backs_off_exponentially_with_jitter(tmp_path):
+    spool = make_spool(tmp_path, backoff_base=10.0, backoff_max=100.0)
+    delays = [spool.backoff(n) for n in (1, 2, 3, 10) for _ in range(50)]
+    assert all(5 <= d <= 15 for d in delays[:50])
+    assert all(10 <= d <= 30 for d in delays[50:100])
+    assert all(50 <= d <= 150 for d in delays[150:])
+    assert len(set(delays[:50])) > 40  # jitter spreads the retries of many nodes
+
+
+def test_a_retried_entry_is_not_due_until_its_backoff_passes(tmp_path):
+    spool = make_spool(tmp_path)
+    spool.add(entries(1), error="refused")
+    assert spool.claim("redis", 10) == []  # the first attempt already failed: backing off
+    (entry,) = spool.claim("redis", 10, due_only=False)
+    assert entry.attempts == 1 and entry.last_error == "refused"
+    spool.settle([(entry, RETRY, "still refused")])
+    (entry,) = spool.claim("redis", 10, due_only=False)
+    assert entry.attempts == 2 and entry.last_error == "still refused"
+
+
+def test_a_claimed_entry_is_leased_away_from_other_processes(tmp_path):
+    first, second = make_spool(tmp_path), make_spool(tmp_path)
+    first.add(entries(4))
+    taken = first.claim("redis", 2, due_only=False)
+    other = second.claim("redis", 10, due_only=False)
+    assert {e.record_id for e in taken}.isdisjoint(e.record_id for e in other)
+    assert len(other) == 2
+
+
+def test_records_rejected_for_good_become_dead_letters_with_the_reason(tmp_path):
+    spool = make_spool(tmp_path, max_attempts=2)
+    spool.add(entries(2))
+    first = spool.claim("redis", 10, due_only=False)
+    assert spool.settle(
+        [(first[0], REJECTED, "mapper_parsing_exception: bad"), (first[1], DELIVERED, None)]
+    ) == (1, 0, 1)
+    (letter,) = spool.dead_letters()
+    assert (letter["record_id"], letter["reason"]) == ("id-0", "mapper_parsing_exception: bad")
+    assert spool.pending() == 0
+    assert spool.stats()["redis"]["dead_letters"] == 1
+    assert spool.retry_dead_letters() == 1
+    assert spool.pending() == 1 and list(spool.dead_letters()) == []
+    (entry,) = spool.claim("redis", 1)
+    assert entry.attempts == 0
+    spool.settle([(entry, REJECTED, "again")])
+    spool.settle([(spool.claim("redis", 1, due_only=False)[0], REJECTED, "again")])
+    assert spool.purge_dead_letters("redis") == 1
+
+
+def test_at_the_size_cap_the_oldest_entries_are_dropped_counted_and_logged(tmp_path, capsys):
+    spool = make_spool(tmp_path, max_entries=10)
+    spool.add(entries(8))
+    assert spool.add(entries(7, start=8)) == 5
+    remaining = [e.record_id for e in spool.claim("redis", 100, due_only=False)]
+    assert remaining == [f"id-{i}" for i in range(5, 15)]
+    assert spool.dropped() == 5
+    assert "spool full: dropped the oldest entries" in capsys.readouterr().err
+
+
+def test_status_reports_backlog_age_and_due_per_output(tmp_path):
+    spool = make_spool(tmp_path)
+    spool.add(entries(3, output="couch"))
+    stats = spool.stats()
+    assert stats["couch"]["spooled"] == 3
+    assert 0 <= stats["couch"]["oldest_age"] < 60
+    assert stats["couch"]["due"] == 0
+
+
+WRITER = """
+import sys
+from accre_monitor.pipeline.spool import Spool, spool_settings
+spool = Spool(spool_settings({"path": sys.argv[1], "synchronous": "normal"}))
+i = 0
+while True:
+    spool.add([(f"{sys.argv[2]}-{i}", "redis", b"x" * 200)])
+    print(i, flush=True)
+    i += 1
+"""
+
+
+def test_a_writer_killed_at_any_point_leaves_the_spool_consistent(tmp_path):
+    path = str(tmp_path / "spool.db")
+    for round_ in range(8):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, path, f"r{round_}"], stdout=subprocess.PIPE, text=True
+        )
+        acknowledged = -1
+        deadline = time.monotonic() + 0.2 + round_ * 0.05
+        while time.monotonic() < deadline:
+            acknowledged = int(proc.stdout.readline())
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        db = sqlite3.connect(path)
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        rows = db.execute(
+            "SELECT count(*) FROM queue WHERE record_id LIKE ?", (f"r{round_}-%",)
+        ).fetchone()[0]
+        db.close()
+        # everything acknowledged is there; at most the one in flight beyond it
+        assert acknowledged + 1 <= rows <= acknowledged + 2
+
+
+ADDER = """
+import sys
+from accre_monitor.pipeline.spool import Spool, spool_settings
+spool = Spool(spool_settings({"path": sys.argv[1]}))
+for i in range(20):
+    spool.add([(f"{sys.argv[2]}-{i}", "redis", b"{}")])
+"""
+
+
+def test_fifty_processes_writing_at_once_lose_nothing(tmp_path):
+    path = str(tmp_path / "spool.db")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", ADDER, path, f"p{n}"], stderr=subprocess.PIPE, text=True
+        )
+        for n in range(50)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 50, "\n".join(errors)
+    assert not any("locked" in e for e in errors)
+    spool = Spool(spool_settings({"path": path}))
+    assert spool.pending() == 50 * 20
+
+
+def test_unknown_and_bad_spool_settings_are_reported(tmp_path, capsys):
+    from accre_monitor.errors import ConfigError
+
+    spool_settings({"pth": "x"})
+    assert "spool.pth" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="max_entries"):
+        spool_settings({"max_entries": 0})
