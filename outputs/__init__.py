@@ -21,6 +21,9 @@ OUTPUTS: dict[str, str] = {
     "stdout": "accre_monitor.outputs.stdout:StdoutOutput",
     "nagios-stdout": "accre_monitor.outputs.nagios:NagiosOutput",
     "nagios-base64-stdout": "accre_monitor.outputs.nagios:NagiosBase64Output",
+    "elasticsearch": "accre_monitor.outputs.elasticsearch:ElasticsearchOutput",
+    "redis": "accre_monitor.outputs.redis:RedisOutput",
+    "couch": "accre_monitor.outputs.couch:CouchOutput",
 }
 
 ENTRY_POINT_GROUP = "accre_monitor.outputs"

@@ -235,7 +235,9 @@ class _Server:
                 self._cleanup_after_exit()
                 raise ServerError(f"{self.kind} exited with {code} at start\n{self.log_tail()}")
             try:
-                if self._ready():
+                # Still alive after answering: the answer came from this process, not from
+                # another server already holding the port.
+                if self._ready() and self.proc.poll() is None:
                     break
             except OSError:
                 pass
@@ -402,11 +404,22 @@ class RedisServer(_Server):
         return cmd
 
     def _ready(self) -> bool:
+        # INFO's process_id proves the answer comes from our child, not another server that
+        # already held the port; -LOADING (replaying the append-only file) means not yet.
         with socket.create_connection((HOST, self.port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            answer = s.recv(64)
-        # -NOAUTH means it is up but wants a password; -LOADING means not yet.
-        return answer.startswith((b"+PONG", b"-NOAUTH"))
+            s.settimeout(1)
+            if self.password:
+                s.sendall(f"AUTH {self.password}\r\n".encode())
+                if not s.recv(64).startswith(b"+OK"):
+                    return False
+            s.sendall(b"INFO server\r\n")
+            answer = b""
+            while not (m := re.search(rb"process_id:(\d+)\r\n", answer)):
+                chunk = s.recv(65536)
+                answer += chunk
+                if not chunk or answer.startswith(b"-"):
+                    return False
+        return int(m.group(1)) == self.proc.pid
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,287 @@
+"""`couch`: each record as one CouchDB document, `_id` = the record's `id`, through `_bulk_docs`.
+
+The document is the record unchanged plus `_id` (the record's own `id` stays too). A batch is
+one `POST /DB/_bulk_docs`; each document's own answer decides its outcome:
+
+- `ok` -> delivered; `conflict` -> delivered (the same id is already stored: a redelivery);
+- any other document error (`forbidden` or `unauthorized` from a validate_doc_update function,
+  ...) -> rejected, with CouchDB's reason;
+- a document CouchDB refuses for the whole request (400 `bad_request` or `doc_validation`,
+  413 too large) is found by splitting the batch in halves: it alone is rejected;
+- HTTP 401/403 for the request (credentials), 5xx, timeouts and connection errors -> the call
+  raises, and the caller retries the whole batch (idempotent through `_id`).
+
+Refused here before sending: a record without an `id` string, an `id` starting with `_`
+(CouchDB reserves them: `_design/...` would write a design document) and a top-level field
+starting with `_` (reserved: `_deleted: true` would silently store a deletion).
+
+The database is created when CouchDB answers 404 for it (`PUT /DB`; 412 `file_exists` is
+fine), then the batch is sent again: no request is spent on it while the database exists.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+import orjson
+
+from accre_monitor.errors import ConfigError
+from accre_monitor.outputs.base import DELIVERED, REJECTED, RETRY, Outcome, RemoteOutput
+
+try:
+    import urllib3
+except ImportError:  # pragma: no cover - depends on the installation
+    raise ConfigError(
+        "output couch needs the urllib3 package: pip install 'accre-monitor[couch]'"
+    ) from None
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+# https://docs.couchdb.org/en/stable/api/database/common.html#put--db
+DATABASE_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
+# whole-request errors that are about a document in the batch, not about the server
+DOCUMENT_ERRORS = ("bad_request", "doc_validation")
+JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+class CouchUnavailable(ConnectionError):
+    """The whole batch failed: CouchDB unreachable, too slow, failing, or refusing our login."""
+
+
+class CouchOutput(RemoteOutput):
+    settings_keys: dict[str, Any] = {
+        **RemoteOutput.settings_keys,
+        "url": "http://127.0.0.1:5984",
+        "database": "accre-monitor",
+        "username": None,
+        "password": None,
+        "tls_ca_file": None,
+        "tls_verify": True,
+    }
+
+    def __init__(self, name: str, settings: dict[str, Any] | None = None) -> None:
+        super().__init__(name, settings)
+        self.timeout = _number(self, "timeout")
+        self.batch_size = _integer(self, "batch_size", minimum=1)
+        database = self.settings.get("database")
+        if not isinstance(database, str) or not DATABASE_NAME.match(database):
+            raise ConfigError(
+                f"outputs.{name}.database must be a CouchDB database name "
+                "(lowercase letter first, then a-z 0-9 _ $ ( ) + - /)"
+            )
+        self.database = database
+        tls_verify = self.settings.get("tls_verify")
+        if not isinstance(tls_verify, bool):
+            raise ConfigError(f"outputs.{name}.tls_verify must be true or false")
+        tls_ca_file = self.settings.get("tls_ca_file") or None
+        if tls_ca_file is not None and not os.path.isfile(tls_ca_file):
+            raise ConfigError(f"outputs.{name}.tls_ca_file {tls_ca_file!r} not found")
+
+        url = self.settings.get("url")
+        if not isinstance(url, str) or not url:
+            raise ConfigError(f"outputs.{name}.url must be a non-empty string")
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError as exc:
+            raise ConfigError(f"outputs.{name}.url {redact(url)!r} is not valid: {exc}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                f"outputs.{name}.url must be an http:// or https:// URL (got {redact(url)!r})"
+            )
+        netloc = parts.netloc.rpartition("@")[2]
+        base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+        self.safe_url = base
+        self.db_url = f"{base}/{quote(database, safe='')}"
+        username = self.secret("username") or (parts.username and unquote(parts.username))
+        password = self.secret("password") or (parts.password and unquote(parts.password))
+        if password and not username:
+            raise ConfigError(f"outputs.{name}.password is set but outputs.{name}.username is not")
+        self._headers = dict(JSON_HEADERS)
+        if username:
+            self._headers.update(urllib3.make_headers(basic_auth=f"{username}:{password or ''}"))
+        self._tls_verify = tls_verify
+        self._tls_ca_file = tls_ca_file
+        self._http: urllib3.PoolManager | None = None
+
+    # -- delivery --------------------------------------------------------------------------
+
+    def deliver(self, records: list[dict[str, Any]], timeout: float) -> list[Outcome]:
+        deadline = time.monotonic() + timeout
+        outcomes: list[Outcome | None] = [None] * len(records)
+        docs: list[tuple[int, str, bytes]] = []
+        for index, record in enumerate(records):
+            try:
+                docs.append((index, record["id"], document(record)))
+            except ValueError as exc:
+                outcomes[index] = Outcome(REJECTED, str(exc))
+        for start in range(0, len(docs), self.batch_size):
+            self._send(docs[start : start + self.batch_size], outcomes, deadline)
+        return outcomes  # type: ignore[return-value]
+
+    def _send(self, docs: list, outcomes: list, deadline: float) -> None:
+        """Post `docs`; fill in their outcomes (splitting the batch around a refused document)."""
+        if not docs:
+            return
+        if time.monotonic() >= deadline:
+            for index, _id, _body in docs:
+                outcomes[index] = Outcome(RETRY, "deadline passed before sending")
+            return
+        body = b'{"docs":[' + b",".join(doc for _index, _id, doc in docs) + b"]}"
+        status, answer = self._request("POST", "/_bulk_docs", body, deadline)
+        if status == 404 and _error(answer) == "not_found":
+            self._create_database(deadline)
+            status, answer = self._request("POST", "/_bulk_docs", body, deadline)
+        if status in (201, 202) and isinstance(answer, list):
+            _per_document(docs, answer, outcomes)
+        elif status == 413 or (status in (400, 500) and _error(answer) in DOCUMENT_ERRORS):
+            if len(docs) == 1:
+                outcomes[docs[0][0]] = Outcome(REJECTED, _reason(status, answer))
+            else:
+                middle = len(docs) // 2
+                self._send(docs[:middle], outcomes, deadline)
+                self._send(docs[middle:], outcomes, deadline)
+        else:
+            raise CouchUnavailable(f"couchdb {self.db_url}: {_reason(status, answer)}")
+
+    def _create_database(self, deadline: float) -> None:
+        status, answer = self._request("PUT", "", None, deadline)
+        if status not in (201, 202, 412):
+            raise CouchUnavailable(
+                f"couchdb {self.db_url}: cannot create the database: {_reason(status, answer)}"
+            )
+
+    def _request(self, method: str, path: str, body: bytes | None, deadline: float):
+        """(HTTP status, decoded JSON body or None); raises CouchUnavailable on transport errors."""
+        remaining = max(deadline - time.monotonic(), 0.05)
+        try:
+            response = self._pool().request(
+                method,
+                self.db_url + path,
+                body=body,
+                headers=self._headers,
+                timeout=urllib3.Timeout(connect=remaining, read=remaining),
+                retries=False,
+                redirect=False,
+            )
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise CouchUnavailable(f"couchdb {self.safe_url}: {_describe(exc)}") from None
+        try:
+            answer = orjson.loads(response.data) if response.data else None
+        except orjson.JSONDecodeError:
+            answer = None
+        if response.status in (401, 403):
+            raise CouchUnavailable(
+                f"couchdb {self.db_url}: {_reason(response.status, answer)} "
+                f"(check outputs.{self.name}.username and password)"
+            )
+        return response.status, answer
+
+    def _pool(self) -> urllib3.PoolManager:
+        if self._http is None:
+            tls: dict[str, Any] = {}
+            if self.db_url.startswith("https:"):
+                tls["cert_reqs"] = "CERT_REQUIRED" if self._tls_verify else "CERT_NONE"
+                if self._tls_ca_file:
+                    tls["ca_certs"] = self._tls_ca_file
+            self._http = urllib3.PoolManager(num_pools=1, maxsize=1, retries=False, **tls)
+        return self._http
+
+    def close(self) -> None:
+        http, self._http = self._http, None
+        if http is not None:
+            http.clear()
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def document(record: dict[str, Any]) -> bytes:
+    """The CouchDB document of a record as JSON; ValueError when CouchDB must not get it."""
+    record_id = record.get("id")
+    if not isinstance(record_id, str) or not record_id:
+        raise ValueError("record has no id string")
+    if record_id.startswith("_"):
+        raise ValueError(f"record id {record_id!r} starts with _ (reserved by CouchDB)")
+    reserved = sorted(key for key in record if isinstance(key, str) and key.startswith("_"))
+    if reserved:
+        raise ValueError(f"record field {reserved[0]!r} starts with _ (reserved by CouchDB)")
+    doc = {"_id": record_id, **record}
+    try:
+        return orjson.dumps(doc)
+    except TypeError:
+        from accre_monitor.record import to_json
+
+        try:
+            return to_json(doc).encode()
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"record cannot be serialized: {exc}") from None
+
+
+def _per_document(docs: list, answer: list, outcomes: list) -> None:
+    """Match `_bulk_docs` results to documents by id (CouchDB need not keep their order)."""
+    results: dict[str, list[dict[str, Any]]] = {}
+    for item in answer:
+        if isinstance(item, dict):
+            results.setdefault(str(item.get("id")), []).append(item)
+    for index, doc_id, _body in docs:
+        pending = results.get(doc_id)
+        if not pending:
+            outcomes[index] = Outcome(RETRY, "CouchDB gave no result for this document")
+            continue
+        item = pending.pop(0)
+        error = item.get("error")
+        if item.get("ok") or error == "conflict":
+            outcomes[index] = Outcome(DELIVERED)
+        else:
+            outcomes[index] = Outcome(REJECTED, f"{error}: {item.get('reason', '')}".rstrip(": "))
+
+
+def _error(answer: Any) -> str | None:
+    return answer.get("error") if isinstance(answer, dict) else None
+
+
+def _reason(status: int, answer: Any) -> str:
+    if isinstance(answer, dict) and answer.get("error"):
+        return f"HTTP {status} {answer['error']}: {answer.get('reason', '')}".rstrip(": ")
+    return f"HTTP {status}"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip() or "no details"
+    return f"{type(exc).__name__}: {text}"
+
+
+def redact(url: str) -> str:
+    """The URL without its password (`http://user:***@host`), safe for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable url>"
+    if parts.password is None and parts.username is None:
+        return url
+    user = f"{parts.username}:***" if parts.password is not None else "***"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+
+
+# -- settings validation (one clear line each) ---------------------------------------------
+
+
+def _number(output: RemoteOutput, key: str) -> float:
+    value = output.settings.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError(f"outputs.{output.name}.{key} must be a positive number of seconds")
+    return float(value)
+
+
+def _integer(output: RemoteOutput, key: str, minimum: int) -> int:
+    value = output.settings.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"outputs.{output.name}.{key} must be an integer >= {minimum}")
+    return value

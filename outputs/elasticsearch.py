@@ -1,0 +1,393 @@
+"""`elasticsearch`: result records stored as documents through `_bulk`, one outcome per record.
+
+Built on the official elasticsearch-py **8.x** client (`elasticsearch>=8.13,<9`): an 8.x client
+talks to Elasticsearch 8 and 9 servers, while a 9.x client asks for `compatible-with=9` and an
+8.x server refuses it (400 `media_type_header_exception`), so the pin stays below 9.
+
+Settings (`[outputs.elasticsearch]`):
+
+* `hosts` (`["http://127.0.0.1:9200"]`): one URL or a list; `index` (`"accre-monitor-%Y.%m.%d"`):
+  a strftime pattern applied to the record's own `date` **converted to UTC**, so nodes in every
+  time zone write one day into one index, DST never moves the day boundary, and the names agree
+  with Elasticsearch's own UTC date math (ILM, Kibana). A date without an offset counts as UTC,
+  as Elasticsearch reads it.
+* `username`/`password` (basic auth) or `api_key` (`"id:key"` or the encoded form): secrets, read
+  from `ACCRE_MONITOR_ELASTICSEARCH_<KEY>` first; `ca_certs` (a CA file), `verify_certs` (true).
+* `template_name` (`"accre-monitor"`), `install_template` (true); `timeout`, `batch_size`.
+
+Writes: `_id` is the record id and the op type is `create`, so a second delivery of a record
+answers 409 for that item, which counts as DELIVERED (it is stored, once). Every batch is one
+`_bulk` request per `batch_size` records; each item is judged alone, like the helpers'
+`streaming_bulk`: 2xx and 409 DELIVERED, 429 and 5xx RETRY, any other 4xx REJECTED with
+`type: reason`. A whole request that fails (unreachable, timeout, 401, 429, 5xx) raises
+`DeliveryError`, and the caller retries every record. No client-side retries: the spool retries.
+The `timeout` of `deliver` covers every request it makes (template check included).
+
+The index template (pattern derived from `index`: `accre-monitor-*`) is checked with one HEAD
+per output instance and put only when missing, so an operator's edited template is never
+overwritten; a change of the mapping below needs the old template deleted. A 403 there (a
+writer role without `manage_index_templates`) is a warning, and the records are still sent:
+set `install_template = false` when an administrator manages the template.
+
+The mapping: `id`, `node`, `name`, `status` keyword, `date` date, `runtime` float, `short` and
+`long` text, unknown top-level fields `dynamic: false` (kept in `_source`, not indexed: a
+record from a newer version is never refused, as `strict` would do). `data` has a different
+shape in every check (a list, a nested object, a scalar), so it is `enabled: false`: stored
+exactly as the check returned it and never parsed, hence never a mapping conflict. A copy,
+`data_flat: {"value": data}`, is mapped `flattened` and keeps every leaf searchable as a keyword
+(`data_flat.value.load1: 0.52`). `data` itself cannot be `flattened`: a flattened field only
+takes JSON objects, and Elasticsearch refuses a scalar or a list of scalars there (a 400 per
+document); the `{"value": ...}` wrapper always is an object.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import time
+from urllib.parse import urlsplit
+
+from accre_monitor import log
+from accre_monitor.errors import ConfigError
+from accre_monitor.outputs.base import DELIVERED, REJECTED, RETRY, Outcome, RemoteOutput
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+FLAT_FIELD = "data_flat"
+TEMPLATE_PRIORITY = 200  # above the built-in logs-*-*/metrics-*-* templates (100)
+TEMPLATE_VERSION = 1
+MAPPINGS: dict[str, Any] = {
+    "dynamic": False,
+    "properties": {
+        "id": {"type": "keyword"},
+        "node": {"type": "keyword"},
+        "name": {"type": "keyword"},
+        "status": {"type": "keyword"},
+        "date": {"type": "date"},
+        "runtime": {"type": "float"},
+        "short": {"type": "text"},
+        "long": {"type": "text"},
+        "data": {"type": "object", "enabled": False},
+        # long values stay in _source but are not indexed (Lucene refuses terms over 32 kB)
+        FLAT_FIELD: {"type": "flattened", "ignore_above": 1024, "depth_limit": 50},
+    },
+}
+_SAMPLE_DATE = dt.datetime(2026, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+_BAD_INDEX_CHARS = set('\\/*?"<>| ,#:')
+_STRFTIME_DIRECTIVE = re.compile(r"%[-_0^#]*[A-Za-z%]")
+
+
+class DeliveryError(Exception):
+    """The whole batch failed (unreachable, timed out, refused): retry every record."""
+
+
+class ElasticsearchOutput(RemoteOutput):
+    settings_keys: dict[str, Any] = {
+        **RemoteOutput.settings_keys,
+        "hosts": ["http://127.0.0.1:9200"],
+        "index": "accre-monitor-%Y.%m.%d",
+        "username": None,
+        "password": None,
+        "api_key": None,
+        "ca_certs": None,
+        "verify_certs": True,
+        "template_name": "accre-monitor",
+        "install_template": True,
+    }
+
+    def __init__(self, name: str, settings: dict[str, Any] | None = None) -> None:
+        super().__init__(name, settings)
+        self.hosts = self._hosts()
+        self.index = self._index_pattern()
+        self.template_name = self._text("template_name")
+        self.install_template = self._flag("install_template")
+        self.verify_certs = self._flag("verify_certs")
+        self.ca_certs = self.settings.get("ca_certs") or None
+        if self.ca_certs is not None and not (
+            isinstance(self.ca_certs, str) and os.path.isfile(self.ca_certs)
+        ):
+            raise self._bad("ca_certs", "must name a readable CA certificate file")
+        self.batch_size = self.settings.get("batch_size")
+        if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool):
+            raise self._bad("batch_size", "must be a whole number")
+        if self.batch_size < 1:
+            raise self._bad("batch_size", "must be at least 1")
+        timeout = self.settings.get("timeout")
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise self._bad("timeout", "must be a number of seconds above 0")
+        self.template_pattern = template_pattern(self.index)
+        if self.install_template and self.template_pattern == "*":
+            raise self._bad("index", "needs a fixed prefix or suffix to derive a template pattern")
+        self._auth = self._credentials()
+        self._client: Any = None
+        self._template_checked = not self.install_template
+
+    # -- settings --------------------------------------------------------------------------
+
+    def _bad(self, key: str, why: str) -> ConfigError:
+        return ConfigError(f"outputs.{self.name}.{key} {why}")
+
+    def _text(self, key: str) -> str:
+        value = self.settings.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise self._bad(key, "must be a non-empty string")
+        return value
+
+    def _flag(self, key: str) -> bool:
+        value = self.settings.get(key)
+        if not isinstance(value, bool):
+            raise self._bad(key, "must be true or false")
+        return value
+
+    def _hosts(self) -> list[str]:
+        hosts = self.settings.get("hosts")
+        if isinstance(hosts, str):
+            hosts = [hosts]
+        if not isinstance(hosts, list) or not hosts:
+            raise self._bad("hosts", "must be a URL or a non-empty list of URLs")
+        for host in hosts:
+            if not _is_http_url(host):
+                # never echo the URL itself: it may carry a password
+                raise self._bad("hosts", "must hold http:// or https:// URLs with a host name")
+        return list(hosts)
+
+    def _index_pattern(self) -> str:
+        pattern = self._text("index")
+        try:
+            sample = _SAMPLE_DATE.strftime(pattern)
+        except ValueError as exc:
+            raise self._bad("index", f"is not a valid strftime pattern ({exc})") from None
+        problem = index_name_problem(sample)
+        if problem:
+            raise self._bad("index", f"gives index names like {sample!r}, which {problem}")
+        return pattern
+
+    def _credentials(self) -> dict[str, Any]:
+        username, password = self.secret("username"), self.secret("password")
+        api_key = self.secret("api_key")
+        if password and not username:
+            raise self._bad("username", "is needed with a password")
+        if username and not password:
+            raise self._bad("password", "is needed with a username")
+        if api_key and username:
+            raise self._bad("api_key", "and username/password exclude each other: set one")
+        if api_key:
+            key_id, colon, key = api_key.partition(":")
+            return {"api_key": (key_id, key) if colon else api_key}
+        if username:
+            return {"basic_auth": (username, password)}
+        return {}
+
+    def _secrets(self) -> list[str]:
+        found = [self.secret("password"), self.secret("api_key")]
+        found += [urlsplit(host).password for host in self.hosts]
+        return [s for s in found if s]
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets():
+            text = text.replace(secret, "***")
+        return text
+
+    # -- delivery --------------------------------------------------------------------------
+
+    def deliver(self, records: list[dict[str, Any]], timeout: float) -> list[Outcome]:
+        deadline = time.monotonic() + timeout
+        outcomes: list[Outcome | None] = [None] * len(records)
+        pending: list[tuple[int, bytes]] = []  # (position in records, action + document lines)
+        for position, record in enumerate(records):
+            try:
+                pending.append((position, self._bulk_lines(record)))
+            except (KeyError, TypeError, ValueError) as exc:
+                outcomes[position] = Outcome(REJECTED, f"bad record: {exc}")
+        if pending:
+            client = self._connect()
+            self._ensure_template(client, deadline)
+            for start in range(0, len(pending), self.batch_size):
+                chunk = pending[start : start + self.batch_size]
+                try:
+                    results = self._bulk(client, chunk, deadline)
+                except DeliveryError as exc:
+                    if start == 0:
+                        raise
+                    # the earlier chunks are stored: only the rest is owed again
+                    for position, _ in pending[start:]:
+                        outcomes[position] = Outcome(RETRY, str(exc))
+                    break
+                for (position, _), outcome in zip(chunk, results, strict=True):
+                    outcomes[position] = outcome
+        return [o if o is not None else Outcome(RETRY, "not sent") for o in outcomes]
+
+    def _bulk_lines(self, record: dict[str, Any]) -> bytes:
+        import orjson
+
+        record_id = record["id"]
+        if not isinstance(record_id, str) or not record_id:
+            raise ValueError(f"id {record_id!r} is not a non-empty string")
+        date = record["date"]
+        try:
+            when = dt.datetime.fromisoformat(date)
+        except (TypeError, ValueError):
+            raise ValueError(f"date {date!r} is not ISO 8601") from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        index = when.astimezone(dt.UTC).strftime(self.index)
+        action = {"create": {"_index": index, "_id": record_id}}
+        document = {**record, FLAT_FIELD: {"value": record.get("data")}}
+        try:
+            return orjson.dumps(action) + b"\n" + orjson.dumps(document) + b"\n"
+        except TypeError:  # e.g. an integer beyond 64 bits, which orjson refuses
+            from accre_monitor.record import to_json
+
+            return (to_json(action) + "\n" + to_json(document) + "\n").encode()
+
+    def _connect(self) -> Any:
+        if self._client is None:
+            from elasticsearch import Elasticsearch
+
+            options: dict[str, Any] = {"verify_certs": self.verify_certs}
+            if self.ca_certs:
+                options["ca_certs"] = self.ca_certs
+            self._client = Elasticsearch(
+                self.hosts,
+                max_retries=0,
+                retry_on_timeout=False,
+                retry_on_status=(),
+                **self._auth,
+                **options,
+            )
+        return self._client
+
+    def _within(self, client: Any, deadline: float, what: str) -> Any:
+        """The client bound to what is left of the deadline."""
+        left = deadline - time.monotonic()
+        if left <= 0.01:
+            raise DeliveryError(f"elasticsearch: timed out before {what}")
+        return client.options(request_timeout=left)
+
+    def _ensure_template(self, client: Any, deadline: float) -> None:
+        if self._template_checked:
+            return
+        from elasticsearch import ApiError, TransportError
+
+        name = self.template_name
+        try:
+            exists = self._within(client, deadline, "the template check")
+            if not exists.indices.exists_index_template(name=name):
+                self._within(client, deadline, "the template put").indices.put_index_template(
+                    name=name,
+                    index_patterns=[self.template_pattern],
+                    priority=TEMPLATE_PRIORITY,
+                    version=TEMPLATE_VERSION,
+                    meta={"managed_by": "accre-monitor", "description": "accre-monitor records"},
+                    template={"mappings": MAPPINGS},
+                )
+                log.debug("elasticsearch index template installed", template=name)
+        except TransportError as exc:
+            text = self._redact(_transport(exc))
+            raise DeliveryError(f"elasticsearch index template: {text}") from None
+        except ApiError as exc:
+            status = _status(exc)
+            text = self._redact(_api_error(exc))
+            if status in (401, 429) or status >= 500:
+                raise DeliveryError(f"elasticsearch index template: {text}") from None
+            log.warning(
+                "elasticsearch index template not installed; records are sent without it"
+                " (set install_template = false when it is managed elsewhere)",
+                output=self.name,
+                template=name,
+                error=text,
+            )
+        self._template_checked = True
+
+    def _bulk(self, client: Any, chunk: list[tuple[int, bytes]], deadline: float) -> list:
+        from elasticsearch import ApiError, TransportError
+
+        body = b"".join(lines for _, lines in chunk)
+        try:
+            answer = self._within(client, deadline, "the bulk request").bulk(operations=body)
+        except TransportError as exc:
+            raise DeliveryError(self._redact(f"elasticsearch bulk: {_transport(exc)}")) from None
+        except ApiError as exc:
+            raise DeliveryError(self._redact(f"elasticsearch bulk: {_api_error(exc)}")) from None
+        items = answer.body.get("items") or []
+        results = [item_outcome(item) for item in items[: len(chunk)]]
+        missing = Outcome(RETRY, "no result for this record in the bulk answer")
+        return results + [missing] * (len(chunk) - len(results))
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+
+def item_outcome(item: dict[str, Any]) -> Outcome:
+    """What one `_bulk` answer item means for its record."""
+    result = next(iter(item.values()), {}) if isinstance(item, dict) else {}
+    status = int(result.get("status") or 0)
+    if 200 <= status < 300 or status == 409:
+        return Outcome(DELIVERED)
+    error = result.get("error")
+    if isinstance(error, dict):
+        text = f"{error.get('type', 'error')}: {error.get('reason', '')}"
+        cause = error.get("caused_by")
+        if isinstance(cause, dict) and cause.get("reason"):
+            text += f" (caused by {cause.get('type', 'error')}: {cause['reason']})"
+    else:
+        text = f"status {status}: {error or 'no error given'}"
+    if status == 429 or status >= 500 or status == 0:
+        return Outcome(RETRY, text)
+    return Outcome(REJECTED, text)
+
+
+def template_pattern(index: str) -> str:
+    """The index pattern of the template: every strftime field a `*` (`accre-monitor-*`)."""
+    pattern = _STRFTIME_DIRECTIVE.sub(lambda m: "%" if m.group(0) == "%%" else "*", index)
+    return re.sub(r"\*(?:[^*a-z0-9]*\*)+", "*", pattern)
+
+
+def index_name_problem(name: str) -> str | None:
+    """Why Elasticsearch would refuse this index name, or None."""
+    if name != name.lower():
+        return "must be lowercase"
+    if name.startswith(("_", "-", "+")):
+        return "must not start with _, - or +"
+    if _BAD_INDEX_CHARS & set(name):
+        return 'must not contain \\ / * ? " < > | space , # or :'
+    if name in (".", "..") or len(name.encode()) > 255:
+        return "is not a usable name"
+    return None
+
+
+def _is_http_url(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises ValueError on a bad port)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _status(exc: Any) -> int:
+    try:
+        return int(exc.meta.status)
+    except (AttributeError, TypeError, ValueError):
+        return 0
+
+
+def _api_error(exc: Any) -> str:
+    """`401 security_exception: reason` from an ApiError, without its request metadata."""
+    body = exc.body
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return f"{_status(exc)} {error.get('type', 'error')}: {error.get('reason', '')}"
+    return f"{_status(exc)} {exc.message}"
+
+
+def _transport(exc: Any) -> str:
+    """`ConnectionTimeout: ...` from a TransportError (unreachable, timed out, TLS)."""
+    return f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
