@@ -165,7 +165,7 @@ class CouchOutput(RemoteOutput):
                 self.db_url + path,
                 body=body,
                 headers=self._headers,
-                timeout=urllib3.Timeout(connect=remaining, read=remaining),
+                timeout=urllib3.Timeout(connect=remaining, read=remaining, total=remaining),
                 retries=False,
                 redirect=False,
             )

@@ -46,6 +46,7 @@ import datetime as dt
 import os
 import re
 import time
+from http import HTTPStatus
 from urllib.parse import urlsplit
 
 from accre_monitor import log
@@ -200,7 +201,9 @@ class ElasticsearchOutput(RemoteOutput):
         for position, record in enumerate(records):
             try:
                 pending.append((position, self._bulk_lines(record)))
-            except (KeyError, TypeError, ValueError) as exc:
+            except KeyError as exc:
+                outcomes[position] = Outcome(REJECTED, f"bad record: no {exc} field")
+            except (TypeError, ValueError) as exc:
                 outcomes[position] = Outcome(REJECTED, f"bad record: {exc}")
         if pending:
             client = self._connect()
@@ -385,7 +388,13 @@ def _api_error(exc: Any) -> str:
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
         return f"{_status(exc)} {error.get('type', 'error')}: {error.get('reason', '')}"
-    return f"{_status(exc)} {exc.message}"
+    status = _status(exc)
+    if isinstance(exc.message, str) and exc.message not in ("", "None"):
+        return f"{status} {exc.message}"
+    try:  # a HEAD answer has no body to explain itself
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} error"
 
 
 def _transport(exc: Any) -> str:

@@ -110,6 +110,8 @@ TRANSIENT_ERRORS = (
 # Error replies that mean the configuration is wrong: the whole batch fails (and is retried).
 CONFIG_ERRORS = ("NOAUTH", "WRONGPASS", "NOPERM")
 
+MAX_POOLS = 3  # connection pools kept, one per distinct deliver() timeout
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -234,9 +236,19 @@ class RedisOutput(RemoteOutput):
             outcomes[index] = _outcome(reply)
 
     def _client(self, timeout: float) -> redis.Redis:
-        """A client whose connect and read timeouts are `timeout` (one per distinct timeout)."""
-        client = self._clients.get(timeout)
+        """A client whose connect and read timeouts are `timeout` (to 0.1 s).
+
+        redis-py fixes socket timeouts per connection pool, so there is one pool per timeout,
+        and only the last few are kept: a caller passing what is left of a deadline each
+        time must not pile up pools and their open connections.
+        """
+        timeout = max(round(timeout, 1), 0.1)
+        client = self._clients.pop(timeout, None)
         if client is None:
+            while len(self._clients) >= MAX_POOLS:
+                oldest = next(iter(self._clients))
+                with contextlib.suppress(Exception):
+                    self._clients.pop(oldest).connection_pool.disconnect()
             options: dict[str, Any] = {
                 **self._url_options,
                 "username": self._username or None,
@@ -255,7 +267,7 @@ class RedisOutput(RemoteOutput):
                 if self.tls_ca_file:
                     options["ssl_ca_certs"] = self.tls_ca_file
             client = redis.Redis(connection_pool=redis.ConnectionPool(**options))
-            self._clients[timeout] = client
+        self._clients[timeout] = client  # (re)inserted last: the most recently used
         return client
 
     def close(self) -> None:
@@ -325,8 +337,12 @@ def redact(url: str) -> str:
 
 
 def _without_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    """The URL without user and password (kept as is otherwise: `unix:///path` stays)."""
+    netloc = urlsplit(url).netloc
+    if "@" not in netloc:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{netloc.rpartition('@')[2]}{rest[len(netloc) :]}"
 
 
 def _describe(exc: BaseException) -> str:

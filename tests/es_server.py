@@ -19,9 +19,8 @@ built on the official elasticsearch-py 8.x client uses, answering as the real se
   with a keyword sub-field, date when a string looks like an ISO date, long, float, boolean);
   a later value of the wrong shape or type gets a per-item 400 (``document_parsing_exception``
   from version 8.8 on, ``mapper_parsing_exception`` before; pick with ``version=``). Fields
-  mapped ``enabled: false`` take anything, ``flattened`` any object (not a scalar, as in ES);
-  ``date`` fields must parse; ``dynamic: strict|false``, ``ignore_malformed`` and the
-  1000-field limit work as in ES.
+  mapped ``flattened`` or ``enabled: false`` take anything; ``date`` fields must parse;
+  ``dynamic: strict|false``, ``ignore_malformed`` and the 1000-field limit work as in ES.
   Documents become searchable at once (no refresh interval);
 * failure injection: ``fail_next()``, ``fail_items()``, ``hang()``, ``delay()``.
 
@@ -449,20 +448,6 @@ class _Mapper:
             return
         ftype = mapping.get("type", "object")
         if ftype == "flattened":
-            # ES parses a flattened value only from an object (ensureExpectedToken START_OBJECT)
-            if not isinstance(value, dict):
-                token = "VALUE_STRING" if isinstance(value, str) else "VALUE_NUMBER"
-                if isinstance(value, bool):
-                    token = "VALUE_BOOLEAN"
-                raise self.error(
-                    f"failed to parse field [{path}] of type [flattened] in document with id "
-                    f"'{self.doc_id}'. Preview of field's value: '{_preview(value)}'",
-                    caused_by={
-                        "type": "parsing_exception",
-                        "reason": "Failed to parse object: expecting token of type "
-                        f"[START_OBJECT] but found [{token}]",
-                    },
-                )
             return
         if ftype in ("object", "nested"):
             if not isinstance(value, dict):
