@@ -19,7 +19,8 @@ built on the official elasticsearch-py 8.x client uses, answering as the real se
   with a keyword sub-field, date when a string looks like an ISO date, long, float, boolean);
   a later value of the wrong shape or type gets a per-item 400 (``document_parsing_exception``
   from version 8.8 on, ``mapper_parsing_exception`` before; pick with ``version=``). Fields
-  mapped ``flattened`` or ``enabled: false`` take anything; ``date`` fields must parse;
+  mapped ``enabled: false`` take anything, ``flattened`` any JSON object; ``date`` fields
+  must parse;
   ``dynamic: strict|false``, ``ignore_malformed`` and the 1000-field limit work as in ES.
   Documents become searchable at once (no refresh interval);
 * failure injection: ``fail_next()``, ``fail_items()``, ``hang()``, ``delay()``.
@@ -448,6 +449,11 @@ class _Mapper:
             return
         ftype = mapping.get("type", "object")
         if ftype == "flattened":
+            if not isinstance(value, dict):  # as in Elasticsearch: a flattened field is an object
+                raise self.error(
+                    f"failed to parse field [{path}] of type [flattened]: "
+                    "value must be a JSON object"
+                )
             return
         if ftype in ("object", "nested"):
             if not isinstance(value, dict):

@@ -239,9 +239,6 @@ def test_data_of_every_shape_is_delivered_and_searchable_thanks_to_the_template(
 
 def test_a_flattened_data_field_alone_would_refuse_scalar_data(es, request):
     """Why `data` is `enabled: false` with a flattened copy, and not flattened itself."""
-    if es.fake is not None:
-        reason = "FakeElasticsearch takes scalars in flattened fields; Elasticsearch refuses them"
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
     index = f"{es.prefix}-flattened"
     es.client.indices.create(index=index, mappings={"properties": {"data": {"type": "flattened"}}})
     answer = es.client.bulk(

@@ -437,16 +437,17 @@ def test_es_template_prevents_conflicts(fake_es):
     got = es.indices.get_index_template(name="accre")["index_templates"][0]
     assert got["index_template"]["index_patterns"] == ["accre-*"]
     docs = [
-        {"@timestamp": "2024-05-01T10:00:00Z", "details": "text", "raw": 1, "extra": [1, 2]},
+        {"@timestamp": "2024-05-01T10:00:00Z", "details": {"t": "x"}, "raw": 1, "extra": [1, 2]},
         {"@timestamp": "2024-05-01T10:00:01.5+02:00", "details": {"a": {"b": 1}}, "raw": {"x": 1}},
-        {"@timestamp": 1714557600000, "details": [1, "x"], "raw": "s", "extra": {"k": "v"}},
+        {"@timestamp": 1714557600000, "details": {"l": [1, "x"]}, "raw": "s", "extra": {"k": "v"}},
         {"@timestamp": "not a date"},
+        {"@timestamp": 1714557600000, "details": "a scalar in a flattened field"},
     ]
     ops = []
     for doc in docs:
         ops += [{"index": {"_index": "accre-2024"}}, doc]
     resp = es.bulk(operations=ops)
-    assert [item(resp, i)["status"] for i in range(4)] == [201, 201, 201, 400]
+    assert [item(resp, i)["status"] for i in range(5)] == [201, 201, 201, 400, 400]
     assert "date" in item(resp, 3)["error"]["caused_by"]["reason"]
     # Same priority and overlapping patterns are refused, as in ES.
     from elasticsearch import BadRequestError
