@@ -1,0 +1,290 @@
+"""Stores going down, hanging and coming back, seen from the command line.
+
+Every store is a real server on loopback (Elasticsearch: the test server in es_server.py).
+A check run while its store is down or hanging exits with its own code in bounded time;
+its record waits in the spool; after the store is back, a replay (or the next healthy
+run) delivers every record exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from es_server import FakeElasticsearch
+from servers import CouchServer, RedisServer, missing_reason
+
+pytestmark = pytest.mark.integration
+
+INLINE_BUDGET = 2.0
+
+
+class Store:
+    """A store under test: its server, its config section, and what it holds."""
+
+    name = ""
+
+    def section(self) -> str:
+        raise NotImplementedError
+
+    def stored_ids(self) -> list[str]:
+        raise NotImplementedError
+
+
+class RedisStore(Store):
+    name = "redis"
+
+    def __init__(self):
+        self.server = RedisServer().start()
+
+    def section(self):
+        return f'[outputs.redis]\nurl = "{self.server.url}"\ntimeout = 1\n'
+
+    def stored_ids(self):
+        import redis
+
+        with redis.Redis.from_url(self.server.url) as client:
+            entries = client.xrange("accre-monitor:history")
+        return [json.loads(fields[b"record"])["id"] for _id, fields in entries]
+
+    def down(self):
+        self.server.stop()
+
+    def up(self):
+        self.server.start()
+
+    def hang(self):
+        self.server.pause()
+
+    def unhang(self):
+        self.server.resume()
+
+    def close(self):
+        self.server.close()
+
+
+class CouchStore(RedisStore):
+    name = "couch"
+
+    def __init__(self):
+        self.server = CouchServer().start()
+
+    def section(self):
+        return f'[outputs.couch]\nurl = "{self.server.url}"\ntimeout = 1\n'
+
+    def stored_ids(self):
+        status, body = self.server.request("GET", "/accre-monitor/_all_docs")
+        return [row["id"] for row in body["rows"]] if status == 200 else []
+
+
+class ElasticsearchStore(Store):
+    name = "elasticsearch"
+
+    def __init__(self, **settings):
+        self.server = FakeElasticsearch().start()
+        self.settings = settings
+
+    def section(self):
+        extra = "".join(f"{key} = {json.dumps(value)}\n" for key, value in self.settings.items())
+        return f'[outputs.elasticsearch]\nhosts = ["{self.server.url}"]\ntimeout = 1\n{extra}'
+
+    def stored_ids(self):
+        return [doc["id"] for doc in self.server.docs("accre-monitor-*")]
+
+    def down(self):
+        self.server.stop()
+
+    def up(self):
+        self.server.restart()
+
+    def hang(self):
+        self.server.hang(True)
+
+    def unhang(self):
+        self.server.hang(False)
+
+    def close(self):
+        self.server.stop()
+
+
+STORES = {"redis": RedisStore, "couch": CouchStore, "elasticsearch": ElasticsearchStore}
+NEEDS = {"redis": "redis", "couch": "couch", "elasticsearch": None}
+
+
+@pytest.fixture(params=sorted(STORES))
+def store(request):
+    need = NEEDS[request.param]
+    if need and missing_reason(need):
+        pytest.skip(missing_reason(need))
+    made = STORES[request.param]()
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def node(cli, store):
+    """The command line configured to ship to `store`, with a private spool."""
+    cli.write_config(config_text(cli, store))
+    return cli
+
+
+def config_text(cli, store, spool_extra=""):
+    return (
+        f'[monitoring]\ncheck_modules = ["shapes"]\n'
+        f'[spool]\npath = "{cli.tmp / "spool.db"}"\ninline_budget = {INLINE_BUDGET}\n'
+        f"{spool_extra}{store.section()}"
+    )
+
+
+def run_check(cli, store, *args, expect=0):
+    """One Nagios run: returns the record printed on stdout; checks exit code and time."""
+    started = time.monotonic()
+    result = cli.run("--outputs", f"stdout,{store.name}", *(args or ("loadavg",)))
+    elapsed = time.monotonic() - started
+    assert result.returncode == expect, result.stderr
+    assert elapsed < INLINE_BUDGET + 6, f"run took {elapsed:.1f} s"
+    return json.loads(result.stdout), result.stderr
+
+
+def pipeline(cli, *args):
+    return cli.run(*args, script="accre-pipeline")
+
+
+def spooled(cli, store) -> int:
+    result = pipeline(cli, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["outputs"].get(store.name, {}).get("spooled", 0)
+
+
+def test_records_made_during_an_outage_arrive_exactly_once_after_replay(node, store):
+    store.down()
+    record, stderr = run_check(node, store)
+    assert "record spooled" in stderr
+    warned, _ = run_check(node, store, "loadavg", "--warning", "-1,-1,-1", expect=1)
+    assert warned["status"] == "WARNING"  # the check's own code, whatever the store does
+    assert spooled(node, store) == 2
+    failed = pipeline(node, "replay")
+    assert failed.returncode != 0
+    assert "still spooled 2" in failed.stdout
+    store.up()
+    result = pipeline(node, "replay", "--all")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "delivered 2" in result.stdout
+    assert sorted(store.stored_ids()) == sorted([record["id"], warned["id"]])
+    assert spooled(node, store) == 0
+    assert pipeline(node, "replay", "--all").returncode == 0
+    assert sorted(store.stored_ids()) == sorted([record["id"], warned["id"]])
+
+
+def test_a_hanging_store_keeps_the_run_bounded_and_loses_nothing(node, store):
+    store.hang()
+    try:
+        record, stderr = run_check(node, store)
+        assert "record spooled" in stderr
+    finally:
+        store.unhang()
+    assert pipeline(node, "replay", "--all").returncode == 0
+    ids = store.stored_ids()
+    assert ids.count(record["id"]) == 1
+
+
+def test_the_next_healthy_run_delivers_what_the_outage_left_behind(node, store):
+    store.down()
+    missed = [run_check(node, store)[0]["id"] for _ in range(2)]
+    store.up()
+    healthy, stderr = run_check(node, store)
+    assert "spooled" not in stderr
+    assert sorted(store.stored_ids()) == sorted([*missed, healthy["id"]])
+    assert spooled(node, store) == 0
+
+
+SHAPES = """
+from accre_monitor import monitor_command
+
+@monitor_command
+def shaped(opts):
+    \"\"\"Returns the options as data, to give records of any shape.\"\"\"
+    return "OK", opts
+"""
+
+
+def test_a_record_refused_for_good_becomes_a_dead_letter_and_spares_the_rest(cli):
+    store = ElasticsearchStore(install_template=False)
+    try:
+        cli.write_module("shapes", SHAPES)
+        cli.write_config(config_text(cli, store, "max_attempts = 2\n"))
+        first, _ = run_check(cli, store, "--options", '{"v": {"deep": 1}}', "shaped")
+        refused, stderr = run_check(cli, store, "--options", '{"v": "flat"}', "shaped")
+        assert "rejected=True" in stderr
+        later, _ = run_check(cli, store, "--options", '{"v": {"deep": 2}}', "shaped")
+        # the healthy run drained the spool: the refused record failed again and died
+        assert sorted(store.stored_ids()) == sorted([first["id"], later["id"]])
+        assert spooled(cli, store) == 0
+        letters = pipeline(cli, "dead-letters")
+        assert refused["id"] in letters.stdout
+        assert "parsing_exception" in letters.stdout
+        assert "1 dead letters queued again" in pipeline(cli, "dead-letters", "retry").stdout
+        assert spooled(cli, store) == 1
+        assert "still spooled 1" in pipeline(cli, "replay", "--all").stdout  # attempt 1 of 2
+        replayed = pipeline(cli, "replay", "--all")
+        assert replayed.returncode != 0
+        assert "dead-lettered 1" in replayed.stdout
+        assert "1 dead letters purged" in pipeline(cli, "dead-letters", "purge").stdout
+        assert "no dead letters" in pipeline(cli, "dead-letters").stdout
+    finally:
+        store.close()
+
+
+def test_fifty_runs_at_once_during_an_outage_lose_nothing(cli):
+    if missing_reason("redis"):
+        pytest.skip(missing_reason("redis"))
+    store = RedisStore()
+    try:
+        cli.write_config(config_text(cli, store))
+        store.down()
+        runs = [cli.popen("--outputs", "stdout,redis", "loadavg") for _ in range(50)]
+        outputs = [run.communicate(timeout=120) for run in runs]
+        assert [run.returncode for run in runs] == [0] * 50, outputs[0][1]
+        assert not any("locked" in err for _out, err in outputs)
+        ids = sorted(json.loads(out)["id"] for out, _err in outputs)
+        assert spooled(cli, store) == 50
+        store.up()
+        assert pipeline(cli, "replay", "--all").returncode == 0
+        assert sorted(store.stored_ids()) == ids
+    finally:
+        store.close()
+
+
+def test_the_spool_health_check_alerts_on_a_stalled_output(node, store):
+    store.down()
+    run_check(node, store)
+    result = node.run("--outputs", "nagios-stdout", "spool_health", "--backlog_warning", "1")
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"SPOOL WARNING - {store.name} 1 spooled")
+
+
+def test_a_store_answering_too_slowly_is_treated_like_a_hanging_one(cli):
+    store = ElasticsearchStore()
+    try:
+        cli.write_config(config_text(cli, store))
+        store.server.delay(3)
+        record, stderr = run_check(cli, store)
+        assert "record spooled" in stderr
+        store.server.delay(0)
+        assert pipeline(cli, "replay", "--all").returncode == 0
+        assert store.stored_ids().count(record["id"]) == 1
+    finally:
+        store.close()
+
+
+def test_a_filter_stage_keeps_unwanted_records_from_a_store(node, store):
+    node.write_config(
+        config_text(node, store).replace(
+            f"[outputs.{store.name}]\n", f'[outputs.{store.name}]\nmin_severity = "WARNING"\n'
+        )
+    )
+    ok, _ = run_check(node, store)
+    warning, _ = run_check(node, store, "loadavg", "--warning", "-1,-1,-1", expect=1)
+    assert store.stored_ids() == [warning["id"]]
+    assert ok["id"] not in store.stored_ids()
