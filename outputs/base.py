@@ -87,3 +87,53 @@ class RemoteOutput(Output):
 
         variable = f"ACCRE_MONITOR_{self.name}_{key}".upper().replace("-", "_")
         return os.environ.get(variable) or self.settings.get(key) or None
+
+    # -- settings, checked with one clear line each ---------------------------------------
+
+    def _bad(self, key: str, why: str) -> ConfigError:
+        return ConfigError(f"outputs.{self.name}.{key} {why}")
+
+    def setting_seconds(self, key: str) -> float:
+        value = self.settings.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise self._bad(key, "must be a positive number of seconds")
+        return float(value)
+
+    def setting_int(self, key: str, minimum: int) -> int:
+        value = self.settings.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self._bad(key, f"must be an integer >= {minimum}")
+        return value
+
+    def setting_text(self, key: str, empty: bool = False) -> str:
+        value = self.settings.get(key)
+        if not isinstance(value, str) or (not empty and not value.strip()):
+            raise self._bad(key, "must be a string" if empty else "must be a non-empty string")
+        return value
+
+    def setting_flag(self, key: str) -> bool:
+        value = self.settings.get(key)
+        if not isinstance(value, bool):
+            raise self._bad(key, "must be true or false")
+        return value
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password (`scheme://user:***@host`), safe for messages and logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable url>"
+    if parts.password is None and parts.username is None:
+        return url
+    user = f"{parts.username}:***" if parts.password is not None else "***"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+
+
+def describe_error(exc: BaseException) -> str:
+    """`Type: message`, for spool entries and logs."""
+    text = str(exc).strip() or "no details"
+    return f"{type(exc).__name__}: {text}"

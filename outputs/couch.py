@@ -29,7 +29,15 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import orjson
 
 from accre_monitor.errors import ConfigError
-from accre_monitor.outputs.base import DELIVERED, REJECTED, RETRY, Outcome, RemoteOutput
+from accre_monitor.outputs.base import (
+    DELIVERED,
+    REJECTED,
+    RETRY,
+    Outcome,
+    RemoteOutput,
+    describe_error,
+    redact_url,
+)
 
 try:
     import urllib3
@@ -66,8 +74,8 @@ class CouchOutput(RemoteOutput):
 
     def __init__(self, name: str, settings: dict[str, Any] | None = None) -> None:
         super().__init__(name, settings)
-        self.timeout = _number(self, "timeout")
-        self.batch_size = _integer(self, "batch_size", minimum=1)
+        self.timeout = self.setting_seconds("timeout")
+        self.batch_size = self.setting_int("batch_size", minimum=1)
         database = self.settings.get("database")
         if not isinstance(database, str) or not DATABASE_NAME.match(database):
             raise ConfigError(
@@ -89,10 +97,12 @@ class CouchOutput(RemoteOutput):
             parts = urlsplit(url)
             parts.port  # noqa: B018 - raises ValueError for a bad port
         except ValueError as exc:
-            raise ConfigError(f"outputs.{name}.url {redact(url)!r} is not valid: {exc}") from None
+            raise ConfigError(
+                f"outputs.{name}.url {redact_url(url)!r} is not valid: {exc}"
+            ) from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
-                f"outputs.{name}.url must be an http:// or https:// URL (got {redact(url)!r})"
+                f"outputs.{name}.url must be an http:// or https:// URL (got {redact_url(url)!r})"
             )
         netloc = parts.netloc.rpartition("@")[2]
         base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
@@ -170,7 +180,7 @@ class CouchOutput(RemoteOutput):
                 redirect=False,
             )
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise CouchUnavailable(f"couchdb {self.safe_url}: {_describe(exc)}") from None
+            raise CouchUnavailable(f"couchdb {self.safe_url}: {describe_error(exc)}") from None
         try:
             answer = orjson.loads(response.data) if response.data else None
         except orjson.JSONDecodeError:
@@ -252,36 +262,4 @@ def _reason(status: int, answer: Any) -> str:
     return f"HTTP {status}"
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip() or "no details"
-    return f"{type(exc).__name__}: {text}"
-
-
-def redact(url: str) -> str:
-    """The URL without its password (`http://user:***@host`), safe for messages and logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable url>"
-    if parts.password is None and parts.username is None:
-        return url
-    user = f"{parts.username}:***" if parts.password is not None else "***"
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
-
-
 # -- settings validation (one clear line each) ---------------------------------------------
-
-
-def _number(output: RemoteOutput, key: str) -> float:
-    value = output.settings.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigError(f"outputs.{output.name}.{key} must be a positive number of seconds")
-    return float(value)
-
-
-def _integer(output: RemoteOutput, key: str, minimum: int) -> int:
-    value = output.settings.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"outputs.{output.name}.{key} must be an integer >= {minimum}")
-    return value

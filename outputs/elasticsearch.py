@@ -50,7 +50,6 @@ from http import HTTPStatus
 from urllib.parse import urlsplit
 
 from accre_monitor import log
-from accre_monitor.errors import ConfigError
 from accre_monitor.outputs.base import DELIVERED, REJECTED, RETRY, Outcome, RemoteOutput
 
 TYPE_CHECKING = False
@@ -103,9 +102,9 @@ class ElasticsearchOutput(RemoteOutput):
         super().__init__(name, settings)
         self.hosts = self._hosts()
         self.index = self._index_pattern()
-        self.template_name = self._text("template_name")
-        self.install_template = self._flag("install_template")
-        self.verify_certs = self._flag("verify_certs")
+        self.template_name = self.setting_text("template_name")
+        self.install_template = self.setting_flag("install_template")
+        self.verify_certs = self.setting_flag("verify_certs")
         self.ca_certs = self.settings.get("ca_certs") or None
         if self.ca_certs is not None and not (
             isinstance(self.ca_certs, str) and os.path.isfile(self.ca_certs)
@@ -128,21 +127,6 @@ class ElasticsearchOutput(RemoteOutput):
 
     # -- settings --------------------------------------------------------------------------
 
-    def _bad(self, key: str, why: str) -> ConfigError:
-        return ConfigError(f"outputs.{self.name}.{key} {why}")
-
-    def _text(self, key: str) -> str:
-        value = self.settings.get(key)
-        if not isinstance(value, str) or not value.strip():
-            raise self._bad(key, "must be a non-empty string")
-        return value
-
-    def _flag(self, key: str) -> bool:
-        value = self.settings.get(key)
-        if not isinstance(value, bool):
-            raise self._bad(key, "must be true or false")
-        return value
-
     def _hosts(self) -> list[str]:
         hosts = self.settings.get("hosts")
         if isinstance(hosts, str):
@@ -156,7 +140,7 @@ class ElasticsearchOutput(RemoteOutput):
         return list(hosts)
 
     def _index_pattern(self) -> str:
-        pattern = self._text("index")
+        pattern = self.setting_text("index")
         try:
             sample = _SAMPLE_DATE.strftime(pattern)
         except ValueError as exc:

@@ -45,12 +45,19 @@ import hashlib
 import os
 import time
 from datetime import UTC, datetime, timedelta
-from urllib.parse import unquote, urlsplit, urlunsplit
-
-import orjson
+from urllib.parse import unquote, urlsplit
 
 from accre_monitor.errors import ConfigError
-from accre_monitor.outputs.base import DELIVERED, REJECTED, RETRY, Outcome, RemoteOutput
+from accre_monitor.outputs.base import (
+    DELIVERED,
+    REJECTED,
+    RETRY,
+    Outcome,
+    RemoteOutput,
+    describe_error,
+    redact_url,
+)
+from accre_monitor.pipeline.codec import encode
 
 try:
     import redis
@@ -137,28 +144,32 @@ class RedisOutput(RemoteOutput):
 
     def __init__(self, name: str, settings: dict[str, Any] | None = None) -> None:
         super().__init__(name, settings)
-        self.timeout = _number(self, "timeout")
-        self.batch_size = _integer(self, "batch_size", minimum=1)
-        self.prefix = _text(self, "prefix", empty=False)
-        self.history_length = _integer(self, "history_length", minimum=0)
-        self.check_history_length = _integer(self, "check_history_length", minimum=0)
-        self.seen_ttl = _integer(self, "seen_ttl", minimum=1)
+        self.timeout = self.setting_seconds("timeout")
+        self.batch_size = self.setting_int("batch_size", minimum=1)
+        self.prefix = self.setting_text("prefix")
+        self.history_length = self.setting_int("history_length", minimum=0)
+        self.check_history_length = self.setting_int("check_history_length", minimum=0)
+        self.seen_ttl = self.setting_int("seen_ttl", minimum=1)
         channel = self.settings.get("channel")
-        self.channel = f"{self.prefix}:results" if channel is None else _text(self, "channel")
+        self.channel = (
+            f"{self.prefix}:results"
+            if channel is None
+            else self.setting_text("channel", empty=True)
+        )
         tls_verify = self.settings.get("tls_verify")
         if not isinstance(tls_verify, bool):
             raise ConfigError(f"outputs.{name}.tls_verify must be true or false")
         self.tls_verify = tls_verify
         self.tls_ca_file = self.settings.get("tls_ca_file") or None
 
-        url = _text(self, "url", empty=False)
+        url = self.setting_text("url")
         parts = urlsplit(url)
         if parts.scheme not in ("redis", "rediss", "unix"):
             raise ConfigError(
                 f"outputs.{name}.url must start with redis://, rediss:// or unix:// "
-                f"(got {redact(url)!r})"
+                f"(got {redact_url(url)!r})"
             )
-        self.safe_url = redact(url)
+        self.safe_url = redact_url(url)
         try:
             self._url_options = parse_url(_without_credentials(url))
             url_username, url_password = parts.username, parts.password
@@ -197,7 +208,7 @@ class RedisOutput(RemoteOutput):
                     continue
                 self._run(client, chunk, outcomes, deadline)
         except redis.RedisError as exc:
-            raise RedisUnavailable(f"redis at {self.safe_url}: {_describe(exc)}") from None
+            raise RedisUnavailable(f"redis at {self.safe_url}: {describe_error(exc)}") from None
         return outcomes  # type: ignore[return-value]
 
     def script_call(self, record: dict[str, Any]) -> tuple[list[str], list[Any]]:
@@ -213,7 +224,7 @@ class RedisOutput(RemoteOutput):
             f"{self.prefix}:history:{node}:{name}",
         ]
         args = [
-            dumps(record),
+            encode(record),
             epoch_micros(record["date"]),
             str(record.get("status", "")),
             self.seen_ttl,
@@ -299,19 +310,6 @@ def _outcome(reply: Any) -> Outcome:
     return Outcome(REJECTED, message)
 
 
-def dumps(record: dict[str, Any]) -> bytes:
-    """The record as compact JSON: orjson, or the standard library for what orjson refuses."""
-    try:
-        return orjson.dumps(record)
-    except TypeError:
-        from accre_monitor.record import to_json
-
-        try:
-            return to_json(record).encode()
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"record cannot be serialized: {exc}") from None
-
-
 def epoch_micros(date: str) -> int:
     """An ISO 8601 date as integer microseconds since the epoch (no offset: taken as UTC)."""
     try:
@@ -323,19 +321,6 @@ def epoch_micros(date: str) -> int:
     return (moment - _EPOCH) // _MICROSECOND
 
 
-def redact(url: str) -> str:
-    """The URL without its password (`redis://user:***@host`), safe for messages and logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable url>"
-    if parts.password is None and parts.username is None:
-        return url
-    user = f"{parts.username}:***" if parts.password is not None else "***"
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
-
-
 def _without_credentials(url: str) -> str:
     """The URL without user and password (kept as is otherwise: `unix:///path` stays)."""
     netloc = urlsplit(url).netloc
@@ -343,11 +328,6 @@ def _without_credentials(url: str) -> str:
         return url
     scheme, _, rest = url.partition("://")
     return f"{scheme}://{netloc.rpartition('@')[2]}{rest[len(netloc) :]}"
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip() or "no details"
-    return f"{type(exc).__name__}: {text}"
 
 
 def _no_client_setinfo() -> dict[str, Any]:
@@ -360,25 +340,3 @@ def _no_client_setinfo() -> dict[str, Any]:
 
 
 # -- settings validation (one clear line each) ---------------------------------------------
-
-
-def _number(output: RemoteOutput, key: str) -> float:
-    value = output.settings.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigError(f"outputs.{output.name}.{key} must be a positive number of seconds")
-    return float(value)
-
-
-def _integer(output: RemoteOutput, key: str, minimum: int) -> int:
-    value = output.settings.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"outputs.{output.name}.{key} must be an integer >= {minimum}")
-    return value
-
-
-def _text(output: RemoteOutput, key: str, empty: bool = True) -> str:
-    value = output.settings.get(key)
-    if not isinstance(value, str) or (not empty and not value):
-        kind = "a string" if empty else "a non-empty string"
-        raise ConfigError(f"outputs.{output.name}.{key} must be {kind}")
-    return value

@@ -11,7 +11,7 @@ from servers import RedisServer, missing_reason
 
 from accre_monitor.errors import ConfigError
 from accre_monitor.outputs import create_output
-from accre_monitor.outputs.base import DELIVERED, REJECTED, Outcome
+from accre_monitor.outputs.base import DELIVERED, REJECTED, Outcome, redact_url
 from accre_monitor.record import build_record
 
 redis = pytest.importorskip("redis")
@@ -302,9 +302,9 @@ def test_bad_settings_raise_one_clear_config_error(settings, message):
 
 
 def test_a_password_in_the_url_is_redacted():
-    assert redis_output.redact("redis://u:hunter2@h:1/0") == "redis://u:***@h:1/0"
-    assert redis_output.redact("redis://:hunter2@h:1/0") == "redis://:***@h:1/0"
-    assert redis_output.redact("redis://h:1/0") == "redis://h:1/0"
+    assert redact_url("redis://u:hunter2@h:1/0") == "redis://u:***@h:1/0"
+    assert redact_url("redis://:hunter2@h:1/0") == "redis://:***@h:1/0"
+    assert redact_url("redis://h:1/0") == "redis://h:1/0"
 
 
 def test_a_unix_socket_url_is_used_as_a_path():
