@@ -32,7 +32,7 @@ MONITORING_KEYS: dict[str, tuple[tuple[type, ...], Any]] = {
 }
 
 # Sections other modules read; their keys are checked by their owners.
-OTHER_SECTIONS = ("outputs", "spool", "bus", "logging")
+OTHER_SECTIONS = ("outputs", "spool")
 
 SECRET_WORDS = ("password", "api_key", "apikey", "token", "secret", "webhook")
 

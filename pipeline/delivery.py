@@ -65,6 +65,27 @@ def drain(
             return
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM arrived while records were in flight (handled like ^C by the CLI)."""
+
+
+def _raise_interrupted(signum: int, frame: Any) -> None:
+    raise Interrupted(f"signal {signum}")
+
+
+def _interrupt_on_sigterm() -> Any:
+    """Make SIGTERM (Nagios or NRPE giving up on us) raise, so the record is spooled first.
+
+    Returns the function that puts the previous handler back."""
+    import signal
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    except ValueError:  # not the main thread: leave signals alone
+        return lambda: None
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
 class InlineDeliverer:
     """Tries each remote output once, now; spools what was not delivered."""
 
@@ -79,11 +100,13 @@ class InlineDeliverer:
         body = encode(record)
         owed: list[tuple[str, str, bytes, str | None, str]] = []
         pending = list(outputs)
+        restore = _interrupt_on_sigterm()
         try:
             while pending:
-                output = pending.pop(0)
+                output = pending[0]
                 self.outputs.append(output)
                 outcome = self._try(output, record, deadline)
+                pending.pop(0)
                 if outcome.state == DELIVERED:
                     self._heal(output, deadline)
                     continue
@@ -95,6 +118,7 @@ class InlineDeliverer:
         finally:
             if owed:
                 self._spool(owed)
+            restore()
 
     def _try(self, output: Any, record: dict[str, Any], deadline: float) -> Outcome:
         remaining = deadline - time.monotonic()

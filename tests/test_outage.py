@@ -288,3 +288,27 @@ def test_a_filter_stage_keeps_unwanted_records_from_a_store(node, store):
     warning, _ = run_check(node, store, "loadavg", "--warning", "-1,-1,-1", expect=1)
     assert store.stored_ids() == [warning["id"]]
     assert ok["id"] not in store.stored_ids()
+
+
+def test_a_run_terminated_while_delivering_spools_its_record_first(cli):
+    if missing_reason("redis"):
+        pytest.skip(missing_reason("redis"))
+    import signal
+
+    store = RedisStore()
+    try:
+        text = config_text(cli, store).replace("timeout = 1", "timeout = 30")
+        cli.write_config(text.replace(f"inline_budget = {INLINE_BUDGET}", "inline_budget = 30"))
+        store.hang()
+        run = cli.popen("--outputs", "stdout,redis", "loadavg")
+        time.sleep(2.5)  # well into a delivery that the hanging store would hold for 30 s
+        assert run.poll() is None
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=20)
+        record = json.loads(out)
+        assert "record spooled" in err
+        store.unhang()
+        assert pipeline(cli, "replay", "--all").returncode == 0
+        assert store.stored_ids() == [record["id"]]
+    finally:
+        store.close()
