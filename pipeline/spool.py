@@ -206,7 +206,11 @@ class Spool:
 
     def _enforce_cap(self, db: sqlite3.Connection) -> int:
         cap = self.settings["max_entries"]
-        low, high = db.execute("SELECT min(seq), max(seq) FROM queue").fetchone()
+        # Two subqueries: SQLite answers a lone min() or max() from the index's ends,
+        # but `SELECT min(seq), max(seq)` scans every row, under the write lock.
+        low, high = db.execute(
+            "SELECT (SELECT min(seq) FROM queue), (SELECT max(seq) FROM queue)"
+        ).fetchone()
         if low is None or high - low + 1 <= cap:
             return 0
         count = db.execute("SELECT count(*) FROM queue").fetchone()[0]
