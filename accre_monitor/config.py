@@ -80,24 +80,39 @@ def find_config_path(explicit: str | None = None) -> str | None:
 
 def load_config(explicit: str | None = None) -> Config:
     """Find, read and validate the config; raise ConfigError with one clear line."""
+    from accre_monitor import config_cache
+
     path = find_config_path(explicit)
     if path is None:
         return Config()
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
+        info = os.stat(path)
+        data = config_cache.load(path, info) if os.access(path, os.R_OK) else None
+        if data is None:
+            data = parse(path)
+            config_cache.save(path, info, data)
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    validate(data, path)
+    if _holds_secrets(data) and info.st_mode & 0o004:
+        log.warning(
+            "config file holds secrets and is readable by every user; chmod o-r it "
+            "or move the secrets to the environment",
+            file=path,
+        )
+    return Config(path, data)
+
+
+def parse(path: str) -> dict[str, Any]:
+    """The TOML file as a dict, or ConfigError (OSError for an unreadable file)."""
+    with open(path, "rb") as handle:
+        raw = handle.read()
     import tomllib
 
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        return tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"invalid config file {path}: {exc}") from None
-    validate(data, path)
-    if _holds_secrets(data):
-        _warn_if_readable_by_others(path)
-    return Config(path, data)
 
 
 def validate(data: dict[str, Any], path: str) -> None:
@@ -145,16 +160,3 @@ def _holds_secrets(data: Any) -> bool:
             for key, value in data.items()
         )
     return False
-
-
-def _warn_if_readable_by_others(path: str) -> None:
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return
-    if mode & 0o004:
-        log.warning(
-            "config file holds secrets and is readable by every user; chmod o-r it "
-            "or move the secrets to the environment",
-            file=path,
-        )

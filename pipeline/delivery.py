@@ -17,7 +17,7 @@ from typing import Any
 from accre_monitor import log
 from accre_monitor.outputs.base import DELIVERED, REJECTED, RETRY, Outcome
 from accre_monitor.pipeline.codec import decode, encode
-from accre_monitor.pipeline.spool import Entry, Spool
+from accre_monitor.pipeline.spool import Spool
 
 
 def deliver_batch(output: Any, records: list[dict[str, Any]], timeout: float) -> list[Outcome]:
@@ -168,6 +168,3 @@ class InlineDeliverer:
             except Exception as exc:
                 log.warning("closing output failed", output=output.name, error=str(exc))
         self.spool.close()
-
-
-__all__ = ["Entry", "InlineDeliverer", "deliver_batch", "drain"]

@@ -152,7 +152,10 @@ def test_the_config_timeout_applies_and_the_option_overrides_it(site):
 
 
 def test_a_second_run_of_a_running_check_is_critical_at_once(site):
-    site.write_config('[monitoring]\ncheck_modules = ["mysite.checks"]\nlockdir = "[DEFAULT]"\n')
+    # a private lock directory: "[DEFAULT]" is shared by every run of this suite on the machine
+    site.write_config(
+        f'[monitoring]\ncheck_modules = ["mysite.checks"]\nlockdir = "{site.tmp / "locks"}"\n'
+    )
     first = site.popen("sleeper", "--seconds", "10")
     try:
         deadline = time.monotonic() + 10

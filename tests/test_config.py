@@ -94,3 +94,56 @@ def test_a_world_readable_config_holding_secrets_is_warned_about(isolated, capsy
     path.chmod(0o600)
     load_config(str(path))
     assert "readable by every user" not in capsys.readouterr().err
+
+
+CACHE_PROBE = """
+import sys
+from accre_monitor.config import load_config
+config = load_config(sys.argv[1])
+print(config.timeout, "tomllib" in sys.modules)
+"""
+
+
+def probe(path, env):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", CACHE_PROBE, str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    timeout, parsed = done.stdout.split()
+    return float(timeout), parsed == "True", done.stderr
+
+
+@pytest.fixture
+def cache_env(tmp_path):
+    import os
+
+    return {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+
+def test_a_parsed_config_is_cached_until_the_file_changes(isolated, cache_env):
+    path = write(isolated / "c.toml", "[monitoring]\ntimeout = 7\n")
+    assert probe(path, cache_env)[:2] == (7.0, True)  # parsed, then cached
+    assert probe(path, cache_env)[:2] == (7.0, False)  # read back without tomllib
+    path.write_text("[monitoring]\ntimeout = 8\n")
+    assert probe(path, cache_env)[:2] == (8.0, True)
+
+
+def test_a_cached_config_still_reports_its_unknown_keys(isolated, cache_env):
+    path = write(isolated / "c.toml", "[monitoring]\ntimeot = 7\n")
+    probe(path, cache_env)
+    _, parsed, stderr = probe(path, cache_env)
+    assert not parsed
+    assert "monitoring.timeot" in stderr
+
+
+def test_an_unwritable_cache_is_skipped(isolated, cache_env, tmp_path):
+    (tmp_path / "cache").write_text("not a directory")
+    path = write(isolated / "c.toml", "[monitoring]\ntimeout = 7\n")
+    assert probe(path, cache_env)[:2] == (7.0, True)
+    assert probe(path, cache_env)[:2] == (7.0, True)
