@@ -38,6 +38,7 @@ from accre_monitor.outputs.base import (
     describe_error,
     redact_url,
 )
+from accre_monitor.pipeline.codec import encode
 
 try:
     import urllib3
@@ -221,16 +222,10 @@ def document(record: dict[str, Any]) -> bytes:
     reserved = sorted(key for key in record if isinstance(key, str) and key.startswith("_"))
     if reserved:
         raise ValueError(f"record field {reserved[0]!r} starts with _ (reserved by CouchDB)")
-    doc = {"_id": record_id, **record}
     try:
-        return orjson.dumps(doc)
-    except TypeError:
-        from accre_monitor.record import to_json
-
-        try:
-            return to_json(doc).encode()
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"record cannot be serialized: {exc}") from None
+        return encode({"_id": record_id, **record})
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"record cannot be serialized: {exc}") from None
 
 
 def _per_document(docs: list, answer: list, outcomes: list) -> None:

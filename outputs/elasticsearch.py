@@ -51,6 +51,7 @@ from urllib.parse import urlsplit
 
 from accre_monitor import log
 from accre_monitor.outputs.base import DELIVERED, REJECTED, RETRY, Outcome, RemoteOutput
+from accre_monitor.pipeline.codec import encode
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -208,7 +209,6 @@ class ElasticsearchOutput(RemoteOutput):
         return [o if o is not None else Outcome(RETRY, "not sent") for o in outcomes]
 
     def _bulk_lines(self, record: dict[str, Any]) -> bytes:
-        import orjson
 
         record_id = record["id"]
         if not isinstance(record_id, str) or not record_id:
@@ -223,12 +223,7 @@ class ElasticsearchOutput(RemoteOutput):
         index = when.astimezone(dt.UTC).strftime(self.index)
         action = {"create": {"_index": index, "_id": record_id}}
         document = {**record, FLAT_FIELD: {"value": record.get("data")}}
-        try:
-            return orjson.dumps(action) + b"\n" + orjson.dumps(document) + b"\n"
-        except TypeError:  # e.g. an integer beyond 64 bits, which orjson refuses
-            from accre_monitor.record import to_json
-
-            return (to_json(action) + "\n" + to_json(document) + "\n").encode()
+        return encode(action) + b"\n" + encode(document) + b"\n"
 
     def _connect(self) -> Any:
         if self._client is None:
