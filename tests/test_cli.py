@@ -105,14 +105,35 @@ def test_loadavg_thresholds_from_the_command_line(cli):
         ([], "no check given"),
     ],
 )
-def test_user_errors_are_one_line_on_stderr_and_unknown(cli, args, message):
+def test_user_errors_are_one_line_on_stderr_and_unknown_on_stdout(cli, args, message):
     result = cli.run(*args)
     assert result.returncode == 3
-    assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert message in lines[0]
     assert "Traceback" not in result.stderr
+    if "output" in message or "config" in message:  # no usable output: one plain line
+        assert result.stdout.startswith("ACCRE-MONITOR UNKNOWN - ")
+        assert message in result.stdout and result.stdout.count("\n") == 1
+    else:  # rendered as an UNKNOWN record by the configured output (stdout: JSON)
+        record = json.loads(result.stdout)
+        assert record["status"] == "UNKNOWN"
+        assert message in record["short"] and message in record["data"]["error"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["no_such_check"], "unknown check 'no_such_check'"),
+        (["--options", "{not json", "loadavg"], "--options is not valid JSON"),
+    ],
+)
+def test_nagios_shows_why_a_run_is_unknown(cli, args, message):
+    cli.write_config('[monitoring]\noutputs = ["nagios-stdout"]\n')
+    result = cli.run(*args)
+    assert result.returncode == 3
+    first = result.stdout.splitlines()[0]
+    assert first.startswith(f"UNKNOWN - {message}") and " | " in first
 
 
 def test_an_invalid_config_file_is_one_line_and_unknown(cli):
