@@ -1,17 +1,12 @@
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import pytest
+from as_user import OTHER, needs_root, run_as, shared_directory
 
 from accre_monitor import locking
 from accre_monitor.errors import UserError
-
-OTHER = 65534  # nobody: "another user" for a test that runs as root
-needs_root = pytest.mark.skipif(os.getuid() != 0, reason="needs root to chown to another user")
 
 
 @pytest.fixture
@@ -201,41 +196,22 @@ def test_every_directory_on_the_way_is_checked_not_only_the_parent(sticky):
     assert os.listdir(mine) == []
 
 
-def prepare_as(uid, path):
-    """prepare_lockdir run by another, unprivileged user (a forked child): its one-line answer.
-
-    A fork rather than a new interpreter: the user may not be able to reach this Python.
-    """
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child never returns into pytest
-        answer = "child failed"
-        try:
-            os.close(read_end)
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            locking.prepare_lockdir(str(path))
-            answer = "OK"
-        except UserError as exc:
-            answer = str(exc)
-        finally:
-            os.write(write_end, answer.encode())
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        answer = pipe.read().decode()
-    assert os.waitpid(pid, 0)[1] == 0
-    return answer
-
-
 @pytest.fixture
 def shared_tmp():
-    """A sticky directory directly in /tmp, which an unprivileged user can reach."""
-    path = Path(tempfile.mkdtemp(prefix="accre-locking-", dir="/tmp"))
-    path.chmod(0o1777)
-    yield path
-    shutil.rmtree(path)
+    yield from shared_directory()
+
+
+def prepare_as(uid, path):
+    """prepare_lockdir run by another, unprivileged user: "OK" or its one-line refusal."""
+
+    def prepare():
+        try:
+            locking.prepare_lockdir(str(path))
+        except UserError as exc:
+            return str(exc)
+        return "OK"
+
+    return run_as(uid, prepare)
 
 
 @needs_root
