@@ -139,7 +139,11 @@ def load_config(explicit: str | None = None) -> Config:
         return Config()
     try:
         info = os.stat(path)
-        data = config_cache.load(path, info) if os.access(path, os.R_OK) else None
+        if os.access(path, os.R_OK):
+            data = config_cache.load(path, info)
+        else:  # a copy must not outlive this user's right to read the file
+            config_cache.forget(path)
+            data = None
         if data is None:
             data = parse(path)
             config_cache.save(path, info, data)

@@ -172,6 +172,24 @@ def test_the_config_timeout_applies_and_the_option_overrides_it(site):
     assert site.run("--timeout", "5", "sleeper", "--seconds", "1").returncode == 0
 
 
+def flock_held(path):
+    """Whether some process holds a flock(2) lock on `path`, as /proc/locks lists them."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return False
+    wanted = (os.major(info.st_dev), os.minor(info.st_dev), info.st_ino)
+    with open("/proc/locks") as locks:
+        for line in locks:
+            fields = line.split()  # 1: FLOCK ADVISORY WRITE <pid> <major>:<minor>:<inode> 0 EOF
+            if fields[1] != "FLOCK":
+                continue
+            major, minor, inode = fields[5].split(":")
+            if (int(major, 16), int(minor, 16), int(inode)) == wanted:
+                return True
+    return False
+
+
 def test_a_second_run_of_a_running_check_is_critical_at_once(site):
     # a private lock directory: "[DEFAULT]" is shared by every run of this suite on the machine
     site.write_config(
@@ -179,12 +197,14 @@ def test_a_second_run_of_a_running_check_is_critical_at_once(site):
     )
     first = site.popen("sleeper", "--seconds", "10")
     try:
+        # wait until the first run holds its lock, watching without taking it ourselves
+        # (a second run started at once may beat the first to it)
         deadline = time.monotonic() + 10
-        while True:  # wait until the first run holds its lock
-            second = site.run("--outputs", "nagios-stdout", "sleeper", "--seconds", "0")
-            if second.returncode == 2 or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        while not flock_held(site.tmp / "locks" / "sleeper.lock"):
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline, "the first run never took its lock"
+            time.sleep(0.02)
+        second = site.run("--outputs", "nagios-stdout", "sleeper", "--seconds", "0")
         assert second.returncode == 2
         assert "already running" in second.stdout.splitlines()[0]
     finally:
