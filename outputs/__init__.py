@@ -79,7 +79,12 @@ def output_class(name: str) -> type:
 
 
 def create_output(
-    name: str, settings: dict[str, Any], *, section: str | None = None, source: str | None = None
+    name: str,
+    settings: dict[str, Any],
+    *,
+    section: str | None = None,
+    source: str | None = None,
+    state_dir: str | None = None,
 ) -> Any:
     """An output configured from `settings`; ConfigError for a bad setting or a missing package."""
     cls = output_class(name)
@@ -89,13 +94,24 @@ def create_output(
         raise ConfigError(
             f"output {name} needs the {module} package: pip install 'accre-monitor[{extra}]'"
         )
-    return cls(name, settings, section=section or section_of(name), source=source)
+    return cls(
+        name, settings, section=section or section_of(name), source=source, state_dir=state_dir
+    )
 
 
 def build_output(name: str, config: Any) -> Any:
-    """The output `name` configured from `[outputs.SECTION]` of `config`."""
+    """The output `name` configured from `[outputs.SECTION]` of `config`; its local state (if
+    it keeps any) lives next to the spool."""
+    import os
+
     section = section_of(name)
-    return create_output(name, config.output_section(section), section=section, source=config.path)
+    return create_output(
+        name,
+        config.output_section(section),
+        section=section,
+        source=config.path,
+        state_dir=os.path.dirname(config.spool["path"]),
+    )
 
 
 def missing_packages(cls: type) -> list[tuple[str, str]]:

@@ -26,7 +26,8 @@ class Output:
 
     `section` is the config section the settings come from (`[outputs.SECTION]`; the
     output's own name unless it shares another's settings) and names the environment
-    variables of its secrets; `source` is the config file, for messages.
+    variables of its secrets; `source` is the config file, for messages; `state_dir` is
+    where an output may keep local state of its own (the spool's directory).
     """
 
     synchronous = True
@@ -40,9 +41,11 @@ class Output:
         *,
         section: str | None = None,
         source: str | None = None,
+        state_dir: str | None = None,
     ) -> None:
         self.name = name
         self.section = section or name
+        self.state_dir = state_dir
         settings = dict(settings or {})
         for key in settings:
             if key not in self.settings_keys and key not in FILTER_KEYS:
@@ -118,6 +121,13 @@ class RemoteOutput(Output):
     synchronous = False
     # (module, extra) pairs: client packages this output imports when it delivers
     requires: tuple[tuple[str, str], ...] = ()
+    # True: records must reach the store in the order they were taken (a newer result must
+    # never be overtaken by an older one): a fresh record waits behind a spooled backlog
+    ordered = False
+    # True: one process at a time delivers this output's records (it keeps state across
+    # records, e.g. the last status per check); on RabbitMQ its queue has a single active
+    # consumer
+    single_consumer = False
     # the default deadline of inline delivery from the CLI, overridable per output
     settings_keys: dict[str, Any] = {"timeout": 2.0, "batch_size": 500}
 
