@@ -144,6 +144,8 @@ class InlineDeliverer:
                 if output is None:
                     broken.add(destination.name)
                     owed.append((record["id"], destination.name, body, problem, RETRY, None))
+                elif output.ordered and self._queue_behind_backlog(output, record, body):
+                    healthy.append(output)  # delivered in order by the drain below
                 else:
                     outcome = self._try(output, record, deadline)
                     if outcome.state == DELIVERED:
@@ -181,6 +183,17 @@ class InlineDeliverer:
         if output not in self.outputs:
             self.outputs.append(output)
         return output, None
+
+    def _queue_behind_backlog(self, output: Any, record: dict[str, Any], body: bytes) -> bool:
+        """For an output that must get records in order: when older records still wait for
+        it, put the fresh one behind them (due now) instead of letting it overtake them."""
+        try:
+            if not self.spool.exists() or not self.spool.has_backlog(output.name):
+                return False
+            self.spool.add([(record["id"], output.name, body)], attempts=0)
+        except Exception:  # the spool is unusable: deliver the fresh record directly
+            return False
+        return True
 
     def _try(self, output: Any, record: dict[str, Any], deadline: float) -> Outcome:
         remaining = deadline - time.monotonic()

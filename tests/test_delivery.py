@@ -180,3 +180,17 @@ def test_without_inline_delivery_the_record_is_only_spooled_due_at_once(tmp_path
     assert entry.record_id == rec["id"] and entry.attempts == 0
     assert built == []
     assert os.path.exists(deliverer.spool.path)
+
+
+def test_an_ordered_output_gets_a_fresh_record_only_after_its_backlog(tmp_path):
+    store = StandIn(mode="down")
+    store.ordered = True
+    deliverer = InlineDeliverer(config_for(tmp_path))
+    old = [record() for _ in range(3)]
+    for rec in old:
+        deliverer.deliver(rec, to(store))
+    store.mode = "up"
+    fresh = record()
+    deliverer.deliver(fresh, to(store))
+    assert store.stored == [r["id"] for r in old] + [fresh["id"]]
+    assert deliverer.spool.pending() == 0
