@@ -1,8 +1,10 @@
-"""`accre-pipeline`: look after the spool (status, replay, dead letters).
+"""`accre-pipeline`: ship results, and look after the spool and the broker's queues.
 
     accre-pipeline [--config PATH] status [--json]
     accre-pipeline [--config PATH] replay [--output NAME] [--due]
     accre-pipeline [--config PATH] dead-letters [list|retry|purge] [--output NAME]
+    accre-pipeline [--config PATH] ship [--outputs NAME,...]
+    accre-pipeline [--config PATH] topology
 
 The config is found as `accre-monitor` finds it. A problem with a delivery setting is
 reported in one line and the command goes on with the defaults.
@@ -41,6 +43,9 @@ def _remote_outputs(config: Any, names: list[str]) -> list[Any]:
 
     outputs = []
     for name in names:
+        if name == "broker":
+            outputs += _broker_forwarder(config)
+            continue
         if not is_known_output(name):
             log.error(f"records spooled for an unknown output {name!r} are left in the spool")
             continue
@@ -51,6 +56,37 @@ def _remote_outputs(config: Any, names: list[str]) -> list[Any]:
         except ConfigError as exc:
             config.problem(f"{exc}; records for it stay in the spool")
     return outputs
+
+
+def _broker_forwarder(config: Any) -> list[Any]:
+    """What forwards records spooled for the broker (only with the RabbitMQ bus)."""
+    if config.bus["kind"] != "rabbitmq":
+        log.error("records spooled for the broker stay in the spool: [bus] kind is not rabbitmq")
+        return []
+    from accre_monitor.pipeline.rabbitmq_bus import BrokerForwarder, remote_outputs
+
+    return [BrokerForwarder(config, remote_outputs(config))]
+
+
+def _broker_status(config: Any) -> dict[str, Any] | None:
+    """The broker's queues for every remote output (depth, consumers), or why not."""
+    if config.bus["kind"] != "rabbitmq":
+        return None
+    from accre_monitor.pipeline.amqp import BrokerUnavailable, connect, describe_urls
+    from accre_monitor.pipeline.rabbitmq_bus import remote_outputs
+    from accre_monitor.pipeline.topology import depths
+
+    result: dict[str, Any] = {"url": describe_urls(config.bus), "queues": {}, "error": None}
+    try:
+        connection = connect(config.bus)
+    except BrokerUnavailable as exc:
+        result["error"] = str(exc)
+        return result
+    try:
+        result["queues"] = depths(connection.channel(), config.bus, remote_outputs(config))
+    finally:
+        connection.close()
+    return result
 
 
 def _age(seconds: float | None) -> str:
@@ -69,15 +105,33 @@ def status(*, json: bool = False) -> None:
 
     config = _config()
     report = read_spool(config.spool)
+    broker = _broker_status(config)
     if json:
         import orjson
 
         payload = {**report.as_dict(), "problems": config.problems}
+        if broker is not None:
+            payload["broker"] = broker
         sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         _print_status(report)
-    if report.corrupt or report.error:
+        if broker is not None:
+            _print_broker(broker)
+    if report.corrupt or report.error or (broker is not None and broker["error"]):
         sys.exit(1)
+
+
+def _print_broker(broker: dict[str, Any]) -> None:
+    print(f"broker: {broker['url']}")
+    if broker["error"]:
+        print(f"cannot reach the broker: {broker['error']}")
+        return
+    if not broker["queues"]:
+        print("no queues declared yet")
+        return
+    print(f"{'queue':<40} {'messages':>9} {'consumers':>10}")
+    for name, row in sorted(broker["queues"].items()):
+        print(f"{name:<40} {row['messages']:>9} {row['consumers']:>10}")
 
 
 def _print_status(report: Any) -> None:
@@ -161,7 +215,53 @@ def dead_letters(action: str = "list", *, output: str | None = None) -> None:
             print("no dead letters")
 
 
-COMMANDS = [status, replay, dead_letters]
+@argh.arg("--outputs", help="only these remote outputs, comma-separated (default: every one)")
+def ship(*, outputs: str | None = None) -> None:
+    """Deliver results continuously until SIGTERM: from the broker's queues with [bus] kind =
+    "rabbitmq", and from the local spool (records owed to stores or to the broker)."""
+    from accre_monitor.pipeline.shipper import ship as run_shipper
+
+    names = [n.strip() for n in outputs.split(",") if n.strip()] if outputs else None
+    sys.exit(run_shipper(_config(), names))
+
+
+def topology() -> None:
+    """Declare the broker's exchange and queues for every remote output, and print each
+    queue's bindings, depth and consumers."""
+    from accre_monitor.pipeline.amqp import connect, describe_urls
+    from accre_monitor.pipeline.rabbitmq_bus import remote_outputs
+    from accre_monitor.pipeline.topology import declare, depths, queue_name, queue_specs
+
+    config = _config()
+    if config.bus["kind"] != "rabbitmq":
+        raise UserError('no broker: [bus] kind is not "rabbitmq"')
+    from accre_monitor.pipeline.amqp import BrokerUnavailable
+
+    specs = queue_specs(config, remote_outputs(config))
+    try:
+        connection = connect(config.bus)
+    except BrokerUnavailable as exc:
+        raise UserError(str(exc)) from None
+    try:
+        channel = connection.channel()
+        declare(channel, config.bus, specs)
+        counts = depths(channel, config.bus, [spec.output for spec in specs])
+    finally:
+        connection.close()
+    print(f"broker: {describe_urls(config.bus)}")
+    print(f"exchange: {config.bus['exchange']} (topic, durable; routing key STATUS.check_name)")
+    print(f"queue type: {config.bus['queue_type']}")
+    for spec in specs:
+        main = queue_name(config.bus, spec.output)
+        extra = ", single active consumer" if spec.single_consumer else ""
+        print(f"\noutput {spec.output}{extra}")
+        print(f"  bindings: {', '.join(spec.keys) or '(none: no record can pass its filters)'}")
+        for name in (main, f"{main}.retry", f"{main}.dead"):
+            row = counts.get(name, {"messages": "-", "consumers": "-"})
+            print(f"  {name:<44} messages {row['messages']:>7}  consumers {row['consumers']:>3}")
+
+
+COMMANDS = [status, replay, dead_letters, ship, topology]
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
