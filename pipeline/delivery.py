@@ -21,6 +21,7 @@ from accre_monitor import log
 from accre_monitor.codec import decode, encode
 from accre_monitor.errors import ConfigError
 from accre_monitor.outcome import DELIVERED, REJECTED, RETRY, Outcome
+from accre_monitor.pipeline.interruption import interrupt_on_sigterm
 from accre_monitor.pipeline.spool import Spool
 
 TYPE_CHECKING = False
@@ -78,27 +79,6 @@ def drain(
         yield counts
         if counts[0] == 0 and counts[3] == 0:
             return
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM arrived while records were in flight (handled like ^C by the CLI)."""
-
-
-def _raise_interrupted(signum: int, frame: Any) -> None:
-    raise Interrupted(f"signal {signum}")
-
-
-def interrupt_on_sigterm() -> Any:
-    """Make SIGTERM (Nagios or NRPE giving up on us) raise, so the record is spooled first.
-
-    Returns the function that puts the previous handler back."""
-    import signal
-
-    try:
-        previous = signal.signal(signal.SIGTERM, _raise_interrupted)
-    except ValueError:  # not the main thread: leave signals alone
-        return lambda: None
-    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 class SpoolingDeliverer:

@@ -11,7 +11,6 @@ config section puts them there: `min_severity = "WARNING"`, `checks = ["disk*"]`
 from __future__ import annotations
 
 from collections.abc import Iterable
-from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
 from accre_monitor.errors import ConfigError
@@ -61,6 +60,8 @@ class CheckNames:
         self.patterns = tuple(patterns)
 
     def matches(self, record: dict[str, Any]) -> bool:
+        from fnmatch import fnmatchcase  # fnmatch costs `re`: only where patterns are used
+
         name = record.get("name")
         return isinstance(name, str) and any(fnmatchcase(name, p) for p in self.patterns)
 

@@ -14,14 +14,15 @@ by `accre-pipeline replay`, and by `accre-pipeline ship` running on the node.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from typing import Any
 
 from accre_monitor import log
-from accre_monitor.codec import encode
 from accre_monitor.outcome import DELIVERED, RETRY, Outcome, StoreUnavailable
-from accre_monitor.pipeline.amqp import BrokerUnavailable, connect, explain
+from accre_monitor.pipeline.amqp import BrokerUnavailable, connect, explain, load_pika
 from accre_monitor.pipeline.bus import Bus, Destination, emit_synchronous
+from accre_monitor.pipeline.interruption import interrupt_on_sigterm
 from accre_monitor.pipeline.topology import declare, queue_specs, routing_key
 
 BROKER = "broker"  # the spool's name for records owed to the broker
@@ -83,6 +84,7 @@ class Publisher:
 
     def publish(self, record: dict[str, Any], body: bytes, deadline: float) -> None:
         """Publish one record; raises BrokerUnavailable or Timeout when it is not confirmed."""
+        load_pika()
         import pika
         import pika.exceptions
 
@@ -164,7 +166,7 @@ class BrokerForwarder:
         outcomes: list[Outcome] = []
         for index, record in enumerate(records):
             try:
-                self.publisher.publish(record, encode(record), deadline)
+                self.publisher.publish(record, message_body(record), deadline)
             except (BrokerUnavailable, Timeout) as exc:
                 if index == 0:
                     raise StoreUnavailable(str(exc)) from None
@@ -175,6 +177,19 @@ class BrokerForwarder:
 
     def close(self) -> None:
         self.publisher.close()
+
+
+def message_body(record: dict[str, Any]) -> bytes:
+    """The record's compact JSON (the standard library's: the command line need not pay for
+    importing orjson to publish one record)."""
+    from accre_monitor.record import to_json
+
+    try:
+        return to_json(record).encode()
+    except (TypeError, ValueError):  # not from a check of ours: take the pipeline's codec
+        from accre_monitor.codec import encode
+
+        return encode(record)
 
 
 def remote_outputs(config: Any) -> list[str]:
@@ -194,15 +209,11 @@ class RabbitBus(Bus):
         self.spool: Any = None
 
     def publish(self, record: dict[str, Any]) -> None:
-        from accre_monitor.pipeline.delivery import interrupt_on_sigterm, spool_owed
-        from accre_monitor.pipeline.spool import Spool
-
         if not emit_synchronous(record, self.destinations):
             return  # no remote output wants it: nothing to ship
-        body = encode(record)
-        self.spool = Spool.from_config(self.config)
+        body = message_body(record)
         if not self.config.spool["inline"]:
-            spool_owed(self.spool, [(record["id"], BROKER, body, None, RETRY, None)], attempts=0)
+            self._spool(record, body, None, attempts=0)
             return
         deadline = time.monotonic() + float(self.config.spool["inline_budget"])
         names = remote_outputs(self.config) or [d.name for d in self.destinations]
@@ -212,22 +223,33 @@ class RabbitBus(Bus):
         try:
             self.publisher.publish(record, body, deadline)
             published = True
-            self._forward_backlog(names, deadline)
+            if os.path.exists(self.config.spool["path"]):  # no spool file: no backlog
+                self._forward_backlog(names, deadline)
         except (BrokerUnavailable, Timeout) as exc:
-            spool_owed(self.spool, [(record["id"], BROKER, body, str(exc), RETRY, None)])
+            self._spool(record, body, str(exc))
         except BaseException:
             if not published:  # interrupted (SIGTERM, ^C) before the broker confirmed
-                spool_owed(self.spool, [(record["id"], BROKER, body, "interrupted", RETRY, None)])
+                self._spool(record, body, "interrupted")
             raise
         finally:
             restore()
 
+    def _spool(self, record: dict[str, Any], body: bytes, error: str | None, attempts: int = 1):
+        from accre_monitor.pipeline.delivery import spool_owed
+        from accre_monitor.pipeline.spool import Spool
+
+        if self.spool is None:
+            self.spool = Spool.from_config(self.config)
+        spool_owed(self.spool, [(record["id"], BROKER, body, error, RETRY, None)], attempts)
+
     def _forward_backlog(self, names: list[str], deadline: float) -> None:
         """The broker just took a record: forward what the spool still owes it, oldest first."""
         from accre_monitor.pipeline.delivery import drain
+        from accre_monitor.pipeline.spool import Spool
 
         try:
-            if not self.spool.exists() or not self.spool.has_backlog(BROKER):
+            self.spool = self.spool or Spool.from_config(self.config)
+            if not self.spool.has_backlog(BROKER):
                 return
             forwarder = BrokerForwarder(self.config, names, self.publisher)
             limit = int(self.config.spool["drain_limit"])

@@ -432,3 +432,49 @@ def test_replay_tries_what_is_backing_off_and_due_only_what_is_due(cli, redis_st
     assert now.returncode == 0, now.stdout
     assert "delivered 1" in now.stdout
     assert redis_store.stored_ids() == [record["id"]]
+
+
+def test_the_urls_of_a_cluster_are_tried_in_turn(cli, broker, redis_store):
+    from servers import free_port
+
+    dead = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"
+    node = Node(cli, broker, redis_store.section())
+    text = cli.config_path.read_text().replace(
+        f'url = "{broker.url}"', f'url = ["{dead}", "{broker.url}"]'
+    )
+    cli.config_path.write_text(text)
+    try:
+        record, stderr = node.run()
+        assert "spooled" not in stderr
+        assert node.queue_depth("redis") == 1
+        shipper = node.ship()
+        wait_until(lambda: redis_store.stored_ids() == [record["id"]], what="stored")
+        assert shipper.stop() == 0
+    finally:
+        node.close()
+
+
+def test_quorum_queues_on_request(node_factory, redis_store):
+    import pika
+
+    node = node_factory(redis_store.section(), bus_extra='queue_type = "quorum"\n')
+    shown = node.pipeline("topology")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "queue type: quorum" in shown.stdout
+    connection = pika.BlockingConnection(pika.URLParameters(node.broker.url))
+    try:
+        channel = connection.channel()
+        # redeclaring as classic is refused by the broker: the queue really is a quorum queue
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="x-queue-type"):
+            channel.queue_declare(
+                f"{node.prefix}.redis",
+                durable=True,
+                arguments={"x-dead-letter-exchange": f"{node.prefix}.redis.dead"},
+            )
+    finally:
+        if connection.is_open:
+            connection.close()
+    record, _ = node.run()
+    shipper = node.ship()
+    wait_until(lambda: redis_store.stored_ids() == [record["id"]], what="stored")
+    assert shipper.stop() == 0
