@@ -13,7 +13,13 @@ import os
 import select
 import time
 
-from accre_monitor.record import BadReturn, exception_result, failure_result, normalize_return
+from accre_monitor.record import (
+    BadReturn,
+    exception_result,
+    failure_result,
+    normalize_return,
+    safe_repr,
+)
 
 # The `signal` module would pull in `enum` on every run just for this constant.
 SIGKILL = 9
@@ -37,7 +43,7 @@ def run_in_process(func: CheckFunction, options: dict[str, Any]) -> Result:
     try:
         return normalize_return(retval)
     except BadReturn as exc:
-        return failure_result(str(exc), {"returned": repr(retval)[:1000]})
+        return failure_result(str(exc), {"returned": safe_repr(retval)})
 
 
 def run_guarded(

@@ -3,6 +3,7 @@ import time
 
 import pytest
 
+from accre_monitor.record import MAX_DEPTH
 from accre_monitor.runner import run_guarded, run_in_process
 
 
@@ -91,3 +92,43 @@ def test_what_a_guarded_check_prints_goes_to_stderr_not_stdout(capfd):
 
 def test_in_process_runs_pass_the_options():
     assert run_in_process(lambda opts: ("OK", opts), {"a": 1}) == ("OK", {"a": 1}, None, None)
+
+
+def undecodable_names(opts):
+    name = os.fsdecode(b"caf\xe9-\xff")
+    return "OK", {name: [name]}, f"found {name}", f"long {name}"
+
+
+@pytest.mark.parametrize("timeout", [0, 5])
+def test_lone_surrogates_come_back_replaced(timeout):
+    (status, data, short, long), _ = run_guarded(undecodable_names, {}, timeout)
+    name = "caf\ufffd-\ufffd"
+    assert (status, data, short, long) == ("OK", {name: [name]}, f"found {name}", f"long {name}")
+
+
+def nests(opts):
+    data = []
+    for _ in range(opts["depth"] - 1):
+        data = [data]
+    return "OK", data
+
+
+@pytest.mark.parametrize("timeout", [0, 5])
+def test_data_nested_too_deep_is_unknown_saying_so(timeout):
+    (status, data, short, _), _ = run_guarded(nests, {"depth": 1100}, timeout)
+    assert status == "UNKNOWN"
+    assert short == f"UNKNOWN: check returned data nested deeper than {MAX_DEPTH} levels"
+    assert data["returned"].startswith("('OK', [[[")
+
+
+def raises_with_surrogates(opts):
+    raise OSError("cannot read " + os.fsdecode(b"/scratch/\xff"))
+
+
+@pytest.mark.parametrize("timeout", [0, 5])
+def test_an_exception_message_with_surrogates_is_reported(timeout):
+    (status, data, short, long), _ = run_guarded(raises_with_surrogates, {}, timeout)
+    assert status == "UNKNOWN"
+    assert data["message"] == "cannot read /scratch/\ufffd"
+    assert short == "UNKNOWN: check raised OSError: cannot read /scratch/\ufffd"
+    long.encode("utf-8")
