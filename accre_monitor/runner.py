@@ -10,7 +10,11 @@ has exited: a stray `print` cannot corrupt what Nagios reads, and a daemon left 
 never holds accre-monitor's stdout or stderr open (once the check has returned, its
 output is no longer relayed).
 
-With a timeout of 0 the check runs in-process (handy under a debugger).
+With a timeout of 0 the check runs in-process (handy under a debugger). Its stdout,
+the descriptor as well as `sys.stdout`, points at stderr while it runs, so `print`
+and `os.write(1, ...)` still cannot corrupt the result. What in-process mode cannot
+guard: a check that calls `os._exit` ends the run without a record, a hang is never
+stopped, and a child process the check leaves running keeps stderr open.
 """
 
 from __future__ import annotations
@@ -45,6 +49,28 @@ if TYPE_CHECKING:
 
 
 def run_in_process(func: CheckFunction, options: dict[str, Any]) -> Result:
+    """Call the check in this process, its stdout (descriptor and `sys.stdout`) sent to stderr."""
+    import sys
+
+    saved_stdout = sys.stdout
+    _flush(saved_stdout)  # what was written before the check keeps its place
+    saved_fd = _dup_or_none(1)
+    try:
+        _point_stdout_at_stderr()
+        sys.stdout = sys.stderr
+        return _call(func, options)
+    finally:
+        # Text the check wrote through an earlier reference to sys.stdout goes to stderr too.
+        _flush(saved_stdout, sys.stdout)
+        sys.stdout = saved_stdout
+        if saved_fd is None:
+            os.close(1)
+        else:
+            os.dup2(saved_fd, 1)
+            os.close(saved_fd)
+
+
+def _call(func: CheckFunction, options: dict[str, Any]) -> Result:
     """Call the check and validate its return; exceptions become UNKNOWN results."""
     try:
         retval = func(options)
@@ -70,6 +96,22 @@ def _flush(*streams: Any) -> None:
                 stream.flush()
         except (OSError, ValueError):  # closed or broken: nothing more to do for it
             pass
+
+
+def _dup_or_none(fd: int) -> int | None:
+    try:
+        return os.dup(fd)
+    except OSError:  # closed: nothing to restore
+        return None
+
+
+def _point_stdout_at_stderr() -> None:
+    try:
+        os.dup2(2, 1)
+    except OSError:  # no stderr either: the check's output goes nowhere
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
 
 
 def run_guarded(
@@ -177,7 +219,7 @@ def _child(
 
         sys.stdout = sys.stderr
         try:
-            payload = _encode(run_in_process(func, options))
+            payload = _encode(_call(func, options))
         except Exception as exc:  # noqa: BLE001 - report it rather than end without a result
             payload = _encode(
                 failure_result(f"check result cannot be sent: {type(exc).__name__}", {})

@@ -10,7 +10,7 @@ import pytest
 from accre_monitor.record import MAX_DEPTH
 
 ODD_CHECKS = """
-import os, signal, time
+import os, signal, sys, time
 from accre_monitor import monitor_command
 
 
@@ -25,6 +25,15 @@ def starts_daemon(opts):
         handle.write(str(pid))
     print("stray output of the check")
     return "OK", "started"
+
+
+@monitor_command
+def noisy(opts):
+    \"\"\"Write to stdout both ways a check can.\"\"\"
+    print("printed by the check")
+    sys.stdout.flush()
+    os.write(1, b"written to fd 1 by the check\\n")
+    return "OK", 1
 
 
 @monitor_command
@@ -94,6 +103,15 @@ def test_a_daemon_left_by_the_check_holds_neither_the_result_nor_our_pipes(site,
     assert run.returncode == 0, stderr
     assert json.loads(stdout)["data"] == "started"
     assert "stray output of the check" in stderr
+
+
+@pytest.mark.parametrize("timeout", ["0", "5"])
+def test_what_a_check_writes_to_stdout_reaches_stderr_only(site, timeout):
+    result = site.run("--timeout", timeout, "noisy")
+    assert result.returncode == 0, result.stderr
+    assert record_of(result)["status"] == "OK"
+    assert "printed by the check" in result.stderr
+    assert "written to fd 1 by the check" in result.stderr
 
 
 @pytest.mark.parametrize("timeout", ["0", "5"])

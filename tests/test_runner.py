@@ -99,13 +99,21 @@ def writes_everywhere(opts):
     return "OK", 1
 
 
-def test_what_a_check_writes_to_stdout_goes_to_stderr(capfd):
-    result, _ = run_guarded(writes_everywhere, {}, 5)
+@pytest.mark.parametrize("timeout", [0, 5])
+def test_what_a_check_writes_to_stdout_goes_to_stderr(capfd, timeout):
+    result, _ = run_guarded(writes_everywhere, {}, timeout)
     captured = capfd.readouterr()
     assert result[0] == "OK"
     assert captured.out == ""
     for text in ("printed by", "written to fd 1 by", "written to fd 2 by"):
         assert f"{text} the check" in captured.err
+
+
+def test_stdout_is_restored_after_an_in_process_run(capfd):
+    run_guarded(writes_everywhere, {}, 0)
+    print("after the check")
+    os.write(1, b"fd 1 after the check\n")
+    assert capfd.readouterr().out == "after the check\nfd 1 after the check\n"
 
 
 def floods_stderr(opts):
