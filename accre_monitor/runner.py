@@ -132,14 +132,15 @@ def run_guarded(
     _flush(sys.stdout, sys.stderr)  # else the child would hold, and might write, a copy
     result_r, result_w = os.pipe()
     output_r, output_w = os.pipe()
+    # Set up before the fork: each page the parent writes while the child lives gets copied.
+    watch = _Watch(result_r, output_r)
     pid = os.fork()
     if pid == 0:  # child
         _child(func, options, result_w, output_w, (result_r, output_r, *keep_fds))
     os.close(result_w)
     os.close(output_w)
     try:
-        watch = _Watch(pid, result_r, output_r)
-        wait_status = watch.run(started + timeout)
+        wait_status = watch.run(pid, started + timeout)
         watch.drain_output()
     except BaseException:  # interrupted: the check must not outlive the run
         _kill(pid)
@@ -248,23 +249,17 @@ class _Watch:
     stderr until the check process exits, whoever else (a daemon it started) still holds it.
     """
 
-    def __init__(self, pid: int, result_fd: int, output_fd: int) -> None:
-        self.pid = pid
+    def __init__(self, result_fd: int, output_fd: int) -> None:
         self.result_fd = result_fd
         self.output_fd = output_fd
         self.received = bytearray()
         self.pending = b""  # output read but not yet written to stderr
         self.stderr_ok = True
         self.nap = FIRST_NAP
+        self.pidfd: int | None = None
         self.poller = select.poll()
         self.poller.register(result_fd, select.POLLIN)
         self.poller.register(output_fd, select.POLLIN)
-        self.pidfd = None
-        try:
-            self.pidfd = os.pidfd_open(pid)
-            self.poller.register(self.pidfd, select.POLLIN)
-        except (AttributeError, OSError):  # readable once the child has exited
-            pass
 
     def payload(self) -> bytes | None:
         """The result's bytes once complete, else None."""
@@ -273,14 +268,15 @@ class _Watch:
         end = HEADER + int.from_bytes(self.received[:HEADER], "big")
         return bytes(self.received[HEADER:end]) if len(self.received) >= end else None
 
-    def run(self, deadline: float) -> int | None:
+    def run(self, pid: int, deadline: float) -> int | None:
         """Wait for the child to exit; its wait status, or None when the deadline passed first."""
         try:
+            self.pidfd = os.pidfd_open(pid)  # readable once the child has exited
+            self.poller.register(self.pidfd, select.POLLIN)
+        except (AttributeError, OSError):
+            pass
+        try:
             while True:
-                done, status = os.waitpid(self.pid, os.WNOHANG)
-                if done:
-                    self._read_result_left()
-                    return status
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
                     return None
@@ -291,6 +287,10 @@ class _Watch:
                         self._read_output()
                     elif fd == 2:
                         self._write_output(events)
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    self._read_result_left()
+                    return status
         finally:
             if self.pidfd is not None:
                 os.close(self.pidfd)
