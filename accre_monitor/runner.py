@@ -143,7 +143,8 @@ def run_guarded(
         wait_status = watch.run(pid, started + timeout)
         watch.drain_output()
     except BaseException:  # interrupted: the check must not outlive the run
-        _kill(pid)
+        if not watch.reaped:  # once reaped, its pid may belong to another process
+            _kill(pid)
         raise
     finally:
         os.close(result_r)
@@ -257,6 +258,7 @@ class _Watch:
         self.stderr_ok = True
         self.nap = FIRST_NAP
         self.pidfd: int | None = None
+        self.reaped = False
         self.poller = select.poll()
         self.poller.register(result_fd, select.POLLIN)
         self.poller.register(output_fd, select.POLLIN)
@@ -289,6 +291,7 @@ class _Watch:
                         self._write_output(events)
                 done, status = os.waitpid(pid, os.WNOHANG)
                 if done:
+                    self.reaped = True
                     self._read_result_left()
                     return status
         finally:

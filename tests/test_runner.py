@@ -1,6 +1,7 @@
 import json
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -78,6 +79,40 @@ def test_a_check_that_hangs_is_stopped_at_its_timeout(exit_watch):
     assert status == "UNKNOWN"
     assert short == "UNKNOWN: timed out after 0.5 s"
     assert 0.5 <= runtime < 5
+
+
+def sleeps_after_saying_who(opts):
+    with open(opts["pidfile"], "w") as handle:
+        handle.write(str(os.getpid()))
+    time.sleep(30)
+    return "OK", None
+
+
+def test_an_interrupted_run_takes_its_check_process_down(tmp_path):
+    pidfile = tmp_path / "check.pid"
+
+    def interrupt_once_the_check_runs():
+        deadline = time.monotonic() + 10
+        while not pidfile.exists() or not pidfile.read_text():
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_once_the_check_runs, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        run_guarded(sleeps_after_saying_who, {"pidfile": str(pidfile)}, 20)
+    child = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.waitpid(child, os.WNOHANG)
+        except ChildProcessError:  # killed and reaped
+            break
+        time.sleep(0.01)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the check process outlived the interrupted run")
 
 
 def test_a_check_that_exits_is_unknown():
