@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     Record = dict[str, Any]
 
 
+# Deepest nesting of lists and dicts accepted in a check's data: orjson, which carries the
+# record through the pipeline, refuses more than 254 levels, and the record adds its own.
+MAX_DEPTH = 200
+
+
 class BadReturn(Exception):
     """A check returned something that is not a valid result."""
 
@@ -66,18 +71,6 @@ def _refuse(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _check_keys(value: Any) -> None:
-    """JSON object keys must be strings; json.dumps would silently turn 1 into "1"."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"dict key {key!r} is {type(key).__name__}, not str")
-            _check_keys(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            _check_keys(item)
-
-
 def normalize_return(retval: Any) -> tuple[str, Any, str | None, str | None]:
     """Validate a check's return value: (status, data[, short[, long]]) with plain JSON data."""
     if not isinstance(retval, (tuple, list)) or not 2 <= len(retval) <= 4:
@@ -92,23 +85,63 @@ def normalize_return(retval: Any) -> tuple[str, Any, str | None, str | None]:
         if text is not None and not isinstance(text, str):
             raise BadReturn(f"check returned a {label} text of type {type(text).__name__}")
     try:
-        _check_keys(data)
-        data = _plain(data)
+        data = _plain(data, 1)
         to_json(data)
     except (TypeError, ValueError, RecursionError) as exc:
         raise BadReturn(f"check returned data that cannot be serialized: {exc}") from None
+    short = None if short is None else clean_text(short)
+    long = None if long is None else clean_text(long)
     return status, data, short, long
 
 
-def _plain(value: Any) -> Any:
-    """Tuples become lists, so the record is the same before and after a JSON round trip."""
-    if isinstance(value, tuple):
-        return [_plain(item) for item in value]
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
+def _plain(value: Any, depth: int) -> Any:
+    """`value` as the JSON round trip will give it back: tuples become lists, text valid Unicode.
+
+    Keys must be strings (json.dumps would silently turn 1 into "1"), and nesting stops at
+    MAX_DEPTH so that every output can encode the record.
+    """
+    if isinstance(value, str):
+        return clean_text(value)
+    if not isinstance(value, (list, tuple, dict)):
+        return value
+    if depth > MAX_DEPTH:
+        raise BadReturn(f"check returned data nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    return value
+        plain = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"dict key {key!r} is {type(key).__name__}, not str")
+            plain[clean_text(key)] = _plain(item, depth + 1)
+        return plain
+    return [_plain(item, depth + 1) for item in value]
+
+
+def clean_text(text: str) -> str:
+    """`text` with lone surrogates (undecodable bytes of a file name) replaced by U+FFFD.
+
+    Such text cannot be encoded as UTF-8, so it would break every output of the record.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= char <= "\udfff" else char for char in text)
+    return text
+
+
+def safe_repr(value: Any, limit: int = 1000) -> str:
+    """A bounded repr for error reports; never raises, whatever the value (deep, huge, odd)."""
+    import reprlib
+
+    shortener = reprlib.Repr()
+    shortener.maxstring = shortener.maxother = 200
+    shortener.maxlist = shortener.maxtuple = shortener.maxdict = 20
+    try:
+        text = shortener.repr(value)
+    except Exception:  # noqa: BLE001 - a repr of the check's own making may fail any way
+        text = f"<{type(value).__name__} object, repr failed>"
+    return text[:limit]
 
 
 def build_record(
@@ -145,11 +178,14 @@ def failure_result(message: str, details: dict[str, Any], long: str | None = Non
 
 def exception_result(exc: BaseException, traceback_text: str | None = None) -> tuple:
     """UNKNOWN carrying the exception type and message; the traceback goes in the long text."""
-    message = f"{type(exc).__name__}: {exc}"
+    try:
+        text = clean_text(str(exc))
+    except Exception:  # noqa: BLE001 - an exception's own __str__ may fail
+        text = "<message unavailable: str() failed>"
     return failure_result(
-        f"check raised {message}",
-        {"exception": type(exc).__name__, "message": str(exc)},
-        traceback_text,
+        f"check raised {type(exc).__name__}: {text}",
+        {"exception": type(exc).__name__, "message": text},
+        None if traceback_text is None else clean_text(traceback_text),
     )
 
 
@@ -160,5 +196,5 @@ def record_from_return(
     try:
         status, data, short, long = normalize_return(retval)
     except BadReturn as exc:
-        status, data, short, long = failure_result(str(exc), {"returned": repr(retval)[:1000]})
+        status, data, short, long = failure_result(str(exc), {"returned": safe_repr(retval)})
     return build_record(name, status, data, short, long, runtime, node)

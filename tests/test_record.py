@@ -1,15 +1,21 @@
 import json
+import os
 import re
 
+import orjson
 import pytest
 
 from accre_monitor.record import (
+    MAX_DEPTH,
     BadReturn,
     build_record,
+    exception_result,
     iso_now,
     new_id,
     normalize_return,
     record_from_return,
+    safe_repr,
+    to_json,
 )
 
 ISO_WITH_OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$")
@@ -83,3 +89,90 @@ def test_an_invalid_return_becomes_an_unknown_record_saying_why():
     assert "unknown status 'SUPER'" in record["data"]["error"]
     assert record["short"].startswith("UNKNOWN: ")
     json.dumps(record)
+
+
+def nested(depth):
+    """A list `depth` levels deep: [[...[]...]]."""
+    data = []
+    for _ in range(depth - 1):
+        data = [data]
+    return data
+
+
+def test_data_as_deep_as_allowed_is_kept_and_every_output_can_encode_it():
+    _, data, _, _ = normalize_return(("OK", {"deep": nested(MAX_DEPTH - 1)}))
+    record = build_record("deep", "OK", data)
+    assert orjson.loads(orjson.dumps(record)) == json.loads(to_json(record)) == record
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 1100, 100_000])
+def test_data_nested_deeper_than_allowed_is_refused_saying_so(depth):
+    with pytest.raises(BadReturn, match=f"^check returned data nested deeper than {MAX_DEPTH} "):
+        normalize_return(("OK", nested(depth)))
+
+
+def test_a_data_structure_that_contains_itself_is_refused():
+    loop = {}
+    loop["self"] = loop
+    with pytest.raises(BadReturn, match="nested deeper than"):
+        normalize_return(("OK", loop))
+
+
+def test_deep_data_becomes_an_unknown_record_with_a_short_repr():
+    record = record_from_return("deep", ("OK", nested(1100)))
+    assert record["status"] == "UNKNOWN"
+    assert record["data"]["returned"] == "('OK', [[[[[[...]]]]]])"
+    orjson.dumps(record)
+
+
+def test_lone_surrogates_in_data_and_texts_become_replacement_characters():
+    odd = os.fsdecode(b"scratch-\xff\xfe")
+    status, data, short, long = normalize_return(
+        ("OK", {odd: [odd, ("x", odd)], "ok": "caf\u00e9"}, odd, "long " + odd)
+    )
+    clean = "scratch-\ufffd\ufffd"
+    assert data == {clean: [clean, ["x", clean]], "ok": "caf\u00e9"}
+    assert (short, long) == (clean, "long " + clean)
+    to_json(build_record("odd", status, data, short, long)).encode("utf-8")
+
+
+def test_an_exception_message_with_lone_surrogates_becomes_valid_text():
+    exc = FileNotFoundError(os.fsdecode(b"/scratch/\xff"))
+    status, data, short, long = exception_result(exc, "Traceback: " + os.fsdecode(b"\xff"))
+    assert data["message"] == "/scratch/\ufffd"
+    assert short == "UNKNOWN: check raised FileNotFoundError: /scratch/\ufffd"
+    assert long == "Traceback: \ufffd"
+    to_json(build_record("odd", status, data, short, long)).encode("utf-8")
+
+
+class Unprintable(Exception):
+    def __str__(self):
+        raise RuntimeError("no text")
+
+
+def test_an_exception_that_cannot_be_printed_is_still_reported():
+    _, data, short, _ = exception_result(Unprintable())
+    assert data["exception"] == "Unprintable"
+    assert short.startswith("UNKNOWN: check raised Unprintable: ")
+
+
+class BadRepr:
+    def __repr__(self):
+        raise RuntimeError("no repr")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (nested(1100), "[[[[[["),
+        (BadRepr(), "<BadRepr"),
+        ("x" * 10_000, "'xxx"),
+        (list(range(100_000)), "[0, 1, 2"),
+        (os.fsdecode(b"\xff"), "'\\udcff'"),
+    ],
+)
+def test_a_returned_value_is_described_safely_and_briefly(value, expected):
+    text = safe_repr(value)
+    assert text.startswith(expected)
+    assert len(text) <= 1000
+    text.encode("utf-8")
