@@ -289,7 +289,10 @@ class _Watch:
                         self._read_output()
                     elif fd == 2:
                         self._write_output(events)
-                done, status = os.waitpid(pid, os.WNOHANG)
+                try:
+                    done, status = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:  # SIGCHLD ignored by whoever started us: the
+                    done, status = pid, 0  # kernel reaped the child, its status is gone
                 if done:
                     self.reaped = True
                     self._read_result_left()

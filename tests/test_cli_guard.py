@@ -157,3 +157,23 @@ def test_a_check_killed_while_writing_its_result_is_unknown(site):
         "UNKNOWN: check process ended with an incomplete result (killed by signal 9)"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_a_launcher_that_ignores_sigchld_still_gets_the_result(cli):
+    import json
+    import signal
+    import subprocess
+
+    from conftest import console_script
+
+    result = subprocess.run(
+        [console_script("accre-monitor"), "--timeout", "10", "loadavg"],
+        capture_output=True,
+        text=True,
+        env=cli.env,
+        timeout=60,
+        preexec_fn=lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN),
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status"] == "OK"
+    assert "Traceback" not in result.stderr
