@@ -938,6 +938,11 @@ class NagiosServer(_Server):
         return self.dir / "nagios.log"
 
     def _prepare(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.status_file.unlink()  # readiness is its (re)appearance
+        self._write_config()
+
+    def _write_config(self) -> None:
         import grp
         import pwd
 
@@ -950,8 +955,6 @@ class NagiosServer(_Server):
         )
         self.config.write_text(_NAGIOS_CONFIG.format(d=self.dir))
         (self.dir / "objects.cfg").write_text(_NAGIOS_OBJECTS.format(objects=objects))
-        with contextlib.suppress(FileNotFoundError):
-            self.status_file.unlink()  # readiness is its (re)appearance
         uid, gid = pwd.getpwnam("nagios").pw_uid, grp.getgrnam("nagios").gr_gid
         for path in [self.dir, *self.dir.rglob("*")]:
             os.chown(path, uid, gid)
@@ -964,7 +967,7 @@ class NagiosServer(_Server):
 
     def verify(self) -> subprocess.CompletedProcess:
         """``nagios4 -v``: the configuration check, for a start that fails."""
-        self._prepare()
+        self._write_config()
         return subprocess.run(
             [_which("nagios4"), "-v", str(self.config)], capture_output=True, text=True
         )
