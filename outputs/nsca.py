@@ -27,8 +27,10 @@ the short packet from the long one only by the client closing after it.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -144,98 +146,119 @@ class NscaOutput(RemoteOutput):
     def write_batch(self, items: list[Result], timeout: float) -> list[Outcome]:
         deadline = time.monotonic() + timeout
         outcomes: list[Outcome | None] = [None] * len(items)
-        order = sorted(range(len(items)), key=lambda index: items[index].time)
-        sender = _Sender(self, self._password, deadline)
-        expired = 0
-        try:
-            for position, index in enumerate(order):
-                age = time.time() - items[index].time
-                if age > self.max_age:
-                    expired += 1
-                    outcomes[index] = Outcome(
-                        EXPIRED, f"{age:.1f} s old, older than max_age ({self.max_age:g} s)"
-                    )
-                    continue
-                try:
-                    sender.send(items[index])
-                except (OSError, ValueError) as exc:
-                    error = f"NSCA at {self.host}:{self.port}: {describe_error(exc)}"
-                    if not sender.sent and not expired:
-                        raise StoreUnavailable(error) from None
-                    for rest in order[position:]:
-                        if outcomes[rest] is None:
-                            outcomes[rest] = Outcome(RETRY, error)
-                    break
-                outcomes[index] = Outcome(DELIVERED)
-        finally:
-            sender.close()
-            if expired:
-                log.warning(
-                    "results older than max_age expired instead of being sent",
-                    output=self.name,
-                    expired=expired,
-                    max_age=self.max_age,
-                )
+        now = time.time()
+        sending: list[int] = []
+        for index in sorted(range(len(items)), key=lambda index: items[index].time):
+            age = now - items[index].time
+            if age > self.max_age:
+                message = f"{age:.1f} s old, older than max_age ({self.max_age:g} s)"
+                outcomes[index] = Outcome(EXPIRED, message)
+            else:
+                sending.append(index)
+        expired = len(items) - len(sending)
+        if expired:
+            log.warning(
+                "results older than max_age expired instead of being sent",
+                output=self.name,
+                expired=expired,
+                max_age=self.max_age,
+            )
+        connection = _Connection(self.host, self.port, self.encryption, self._password)
+        send = connection.send_one_each if self.max_output == 512 else connection.send_together
+        sent, error = send([items[index] for index in sending], self.max_output, deadline)
+        if error and not sent and not expired:
+            raise StoreUnavailable(f"NSCA at {self.host}:{self.port}: {error}")
+        for position, index in enumerate(sending):
+            outcomes[index] = (
+                Outcome(DELIVERED)
+                if position < sent
+                else Outcome(RETRY, f"NSCA at {self.host}:{self.port}: {error}")
+            )
         return outcomes  # type: ignore[return-value]
 
 
-class _Sender:
-    """The connections of one batch: one for all its packets (4096-byte output fields), or
-    one per packet (512: the daemon knows the short packet only by the connection closing)."""
+class _Connection:
+    """Sends packets so that the daemon's single-process mode never stalls: finding part of
+    a packet and nothing more to read yet, it sleeps a whole second while every client waits.
+    So a batch is written at once, and a 720-byte packet leaves in one segment with the end of
+    its connection (the daemon tells it from a long one only by that end)."""
 
-    def __init__(self, output: NscaOutput, password: bytes, deadline: float) -> None:
-        self.output = output
+    def __init__(self, host: str, port: int, method: int, password: bytes) -> None:
+        self.address = (host, port)
+        self.method = method
         self.password = password
-        self.deadline = deadline
-        self.reuse = output.max_output != 512
-        self.sent = 0
-        self._sock: socket.socket | None = None
-        self._cipher: wire.Cipher | None = None
-        self._clock = 0
 
-    def send(self, result: Result) -> None:
-        if self._sock is None:
-            self._connect()
-        assert self._sock is not None and self._cipher is not None
-        # the record's time, capped at the daemon's clock: NSCA 2.7 drops packets from its
-        # future (send_nsca always sends the daemon's clock back)
-        timestamp = min(int(result.time), self._clock)
-        packet = wire.data_packet(timestamp, result.code, result.host, result.service,
-                                  result.output, self.output.max_output)  # fmt: skip
-        self._sock.settimeout(self._left())
-        self._sock.sendall(self._cipher.encrypt(packet))
-        self.sent += 1
-        if not self.reuse:
-            self.close()
-
-    def _connect(self) -> None:
-        output = self.output
-        sock = socket.create_connection((output.host, output.port), timeout=self._left())
+    def send_together(
+        self, results: list[Result], max_output: int, deadline: float
+    ) -> tuple[int, str | None]:
+        """All packets over one connection: (how many were fully written, error or None)."""
+        if not results:
+            return 0, None
+        size = wire.packet_size(max_output)
+        written = 0
         try:
+            with self._open(deadline) as (sock, cipher, clock):
+                data = b"".join(
+                    cipher.encrypt(_packet(result, clock, max_output)) for result in results
+                )
+                view = memoryview(data)
+                while written < len(data):
+                    sock.settimeout(_left(deadline))
+                    written += sock.send(view[written:])
+                with contextlib.suppress(OSError):  # written in full: that is delivered
+                    sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            return written // size, describe_error(exc)
+        return len(results), None
+
+    def send_one_each(
+        self, results: list[Result], max_output: int, deadline: float
+    ) -> tuple[int, str | None]:
+        """One connection per packet: (how many were fully written, error or None)."""
+        sent = 0
+        for result in results:
+            try:
+                with self._open(deadline) as (sock, cipher, clock):
+                    sock.settimeout(_left(deadline))
+                    if hasattr(socket, "TCP_CORK"):  # Linux: the data waits for the FIN
+                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+                    sock.sendall(cipher.encrypt(_packet(result, clock, max_output)))
+                    sent += 1
+                    with contextlib.suppress(OSError):  # written in full: that is delivered
+                        sock.shutdown(socket.SHUT_WR)
+            except OSError as exc:
+                return sent, describe_error(exc)
+        return sent, None
+
+    @contextlib.contextmanager
+    def _open(self, deadline: float) -> Iterator[tuple[socket.socket, wire.Cipher, int]]:
+        """A connection whose initialisation packet was read: (socket, cipher, daemon clock)."""
+        with socket.create_connection(self.address, timeout=_left(deadline)) as sock:
             init = b""
             while len(init) < wire.INIT_SIZE:
-                sock.settimeout(self._left())
+                sock.settimeout(_left(deadline))
                 chunk = sock.recv(wire.INIT_SIZE - len(init))
                 if not chunk:
                     raise ConnectionError("closed the connection before its initialisation")
                 init += chunk
-            iv, self._clock = wire.parse_init(init)
-            self._cipher = wire.Cipher(output.encryption, iv, self.password)
-        except BaseException:
-            sock.close()
-            raise
-        self._sock = sock
+            iv, clock = wire.parse_init(init)
+            yield sock, wire.Cipher(self.method, iv, self.password), clock
 
-    def _left(self) -> float:
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("deadline passed before sending")
-        return left
 
-    def close(self) -> None:
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            sock.close()
+def _packet(result: Result, clock: int, max_output: int) -> bytes:
+    # the record's time, capped at the daemon's clock: NSCA 2.7 drops packets from its
+    # future (send_nsca always sends the daemon's clock back)
+    timestamp = min(int(result.time), clock)
+    return wire.data_packet(
+        timestamp, result.code, result.host, result.service, result.output, max_output
+    )
+
+
+def _left(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("deadline passed before sending")
+    return left
 
 
 def record_time(record: dict[str, Any]) -> float:

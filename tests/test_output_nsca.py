@@ -160,6 +160,19 @@ def test_a_batch_arrives_in_time_order_and_answers_in_the_callers_order(plain_da
         assert got == ["oldest", "middle", "newest"]
 
 
+def test_short_packets_never_stall_the_daemon(plain_daemon, make_output):
+    """The daemon sleeps a second when it finds a packet but not yet the end of a connection
+    it reads on to recognise a 720-byte packet: the end goes in the packet's segment."""
+    records = [record(name=f"check{i}") for i in range(300)]
+    assert {o.state for o in make_output(plain_daemon).deliver(records, 5.0)} == {DELIVERED}
+    plain_daemon.flush()
+    started = time.monotonic()
+    outcomes = make_output(plain_daemon, max_output=512).deliver(records, 3.0)
+    assert [o.state for o in outcomes] == [DELIVERED] * 300
+    assert time.monotonic() - started < 3
+    assert len(flushed(plain_daemon)) == 600
+
+
 # -- the packet's timestamp, seen on the wire ------------------------------------------------
 
 
@@ -272,6 +285,21 @@ def test_a_daemon_down_is_store_unavailable(plain_daemon, make_output):
     assert time.monotonic() - started < 1
     assert f"127.0.0.1:{plain_daemon.port}" in str(caught.value)
     assert "never-shown" not in str(caught.value)
+
+
+def test_a_daemon_closing_before_its_init_packet_is_store_unavailable(make_output):
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def close_at_once() -> None:
+            conn, _ = listener.accept()
+            conn.close()
+
+        closer = threading.Thread(target=close_at_once, daemon=True)
+        closer.start()
+        with pytest.raises(StoreUnavailable, match="before its initialisation"):
+            make_output(port=port).deliver([record()], 2.0)
+        closer.join(5)
 
 
 def test_a_hanging_daemon_is_store_unavailable_within_the_timeout(plain_daemon, make_output):
