@@ -28,6 +28,7 @@ OUTPUTS: dict[str, str] = {
     "elasticsearch": "accre_monitor.outputs.elasticsearch:ElasticsearchOutput",
     "redis": "accre_monitor.outputs.redis:RedisOutput",
     "couch": "accre_monitor.outputs.couch:CouchOutput",
+    "nagios-nsca": "accre_monitor.outputs.nsca:NscaOutput",
 }
 
 # Outputs known to render in the check's process, without importing their module.

@@ -9,11 +9,12 @@ run) delivers every record exactly once.
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
 from es_server import FakeElasticsearch
-from servers import CouchServer, RedisServer, missing_reason
+from servers import CouchServer, NscaServer, RedisServer, missing_reason
 
 pytestmark = pytest.mark.integration
 
@@ -108,8 +109,36 @@ class ElasticsearchStore(Store):
         self.server.stop()
 
 
-STORES = {"redis": RedisStore, "couch": CouchStore, "elasticsearch": ElasticsearchStore}
-NEEDS = {"redis": "redis", "couch": "couch", "elasticsearch": None}
+class NscaStore(RedisStore):
+    """The NSCA daemon: what it took is in its command file, the record (and its id) in the
+    JSON after the plugin output's `|`."""
+
+    name = "nagios-nsca"
+
+    def __init__(self):
+        self.server = NscaServer().start()
+
+    def section(self):
+        return f"[outputs.nagios-nsca]\nport = {self.server.port}\ntimeout = 1\n"
+
+    def stored_ids(self):
+        self.server.flush()  # NSCA never answers: wait until the daemon has read everything
+        return [nsca_record(output)["id"] for *_, output in self.server.results()]
+
+
+def nsca_record(output: str) -> dict:
+    """The record in a plugin output line as the daemon wrote it (`SHORT | {json}\\n...`)."""
+    text = re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), output)
+    return json.loads(text.split(" | ", 1)[1].split("\n", 1)[0])
+
+
+STORES = {
+    "redis": RedisStore,
+    "couch": CouchStore,
+    "elasticsearch": ElasticsearchStore,
+    "nagios-nsca": NscaStore,
+}
+NEEDS = {"redis": "redis", "couch": "couch", "elasticsearch": None, "nagios-nsca": "nsca"}
 
 
 @pytest.fixture(params=sorted(STORES))
