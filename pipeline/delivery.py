@@ -20,7 +20,7 @@ from typing import Any
 from accre_monitor import log
 from accre_monitor.codec import decode, encode
 from accre_monitor.errors import ConfigError
-from accre_monitor.outcome import DELIVERED, REJECTED, RETRY, Outcome
+from accre_monitor.outcome import DELIVERED, EXPIRED, REJECTED, RETRY, Outcome
 from accre_monitor.pipeline.interruption import interrupt_on_sigterm
 from accre_monitor.pipeline.spool import Spool
 
@@ -130,6 +130,8 @@ class InlineDeliverer:
                     outcome = self._try(output, record, deadline)
                     if outcome.state == DELIVERED:
                         healthy.append(output)
+                    elif outcome.state == EXPIRED:  # too old to be worth keeping
+                        self._count_expired(output.name, outcome.error)
                     else:
                         owed.append(
                             (
@@ -174,6 +176,13 @@ class InlineDeliverer:
         except Exception:  # the spool is unusable: deliver the fresh record directly
             return False
         return True
+
+    def _count_expired(self, output: str, why: str | None) -> None:
+        log.warning("result expired before delivery", output=output, error=why)
+        try:
+            self.spool.count_expired(output, 1)
+        except Exception as exc:  # counting is for status; it must never fail the run
+            log.warning("cannot count the expired result", error=str(exc))
 
     def _try(self, output: Any, record: dict[str, Any], deadline: float) -> Outcome:
         remaining = deadline - time.monotonic()

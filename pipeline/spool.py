@@ -332,6 +332,15 @@ class Spool:
             )
         return dropped
 
+    def count_expired(self, output: str, count: int) -> None:
+        """Count results that expired before they could be delivered (never spooled)."""
+
+        def write() -> None:
+            with _transaction(self.db) as db:
+                _count(db, f"expired:{output}", count)
+
+        self._retry(write)
+
     def _enforce_cap(self, db: sqlite3.Connection) -> int:
         cap = self.settings["max_entries"]
         # Two subqueries: SQLite answers a lone min() or max() from the index's ends,

@@ -194,3 +194,18 @@ def test_an_ordered_output_gets_a_fresh_record_only_after_its_backlog(tmp_path):
     deliverer.deliver(fresh, to(store))
     assert store.stored == [r["id"] for r in old] + [fresh["id"]]
     assert deliverer.spool.pending() == 0
+
+
+def test_a_fresh_record_that_expires_is_counted_not_spooled(tmp_path, capsys):
+    from accre_monitor.outcome import EXPIRED
+
+    class Expiring(StandIn):
+        def deliver(self, records, timeout):
+            return [Outcome(EXPIRED, "older than max_age") for _ in records]
+
+    deliverer = InlineDeliverer(config_for(tmp_path))
+    deliverer.deliver(record(), to(Expiring("nsca")))
+    stats = deliverer.spool.stats()["nsca"]
+    assert (stats["spooled"], stats["expired"]) == (0, 1)
+    err = capsys.readouterr().err
+    assert "expired before delivery" in err and "spooled for later" not in err
