@@ -52,7 +52,7 @@ BUS: dict[str, Setting] = {
     "ca_file": text(None),
     "username": text(None),
     "password": text(None),
-    "prefetch": integer(500, 1),
+    "prefetch": integer(1000, 1),
     "batch_size": integer(500, 1),
     "batch_wait": seconds(1.0),
 }
