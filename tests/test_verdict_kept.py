@@ -23,8 +23,6 @@ def big_numbers(opts):
     return "OK", {"big": 2**70 + 12345, "small": 3}
 """
 
-HIDE_REDIS = "import sys\nsys.modules['redis'] = None\n"
-
 
 def pipeline(cli, *args):
     return cli.run(*args, script="accre-pipeline")
@@ -59,16 +57,27 @@ def test_a_malformed_store_url_keeps_the_verdict_and_the_record(cli):
     assert code == 2 and "outputs.redis.url" in line
 
 
-def test_a_missing_client_package_keeps_the_verdict_and_the_record(cli):
-    (cli.sitedir / "sitecustomize.py").write_text(HIDE_REDIS)
-    cli.write_config(f'{spool_line(cli)}[outputs.redis]\nurl = "redis://127.0.0.1:1/0"\n')
-    result = cli.run("--outputs", "nagios-stdout,redis", *WARN)
+@pytest.mark.parametrize(
+    ("output", "package", "extra", "section"),
+    [
+        ("redis", "redis", "redis", 'url = "redis://127.0.0.1:1/0"'),
+        ("couch", "urllib3", "couch", 'url = "http://127.0.0.1:1"'),
+        ("elasticsearch", "elasticsearch", "elasticsearch", 'hosts = ["http://127.0.0.1:1"]'),
+    ],
+)
+def test_a_missing_client_package_keeps_the_verdict_and_the_record(
+    cli, output, package, extra, section
+):
+    (cli.sitedir / "sitecustomize.py").write_text(f"import sys\nsys.modules[{package!r}] = None\n")
+    cli.write_config(f"{spool_line(cli)}[outputs.{output}]\n{section}\n")
+    result = cli.run("--outputs", f"nagios-stdout,{output}", *WARN)
     assert result.returncode == 1, result.stderr
     assert result.stdout.startswith("LOAD WARNING")
-    assert "pip install 'accre-monitor[redis]'" in result.stderr
-    assert status(cli)["outputs"]["redis"]["spooled"] == 1
+    assert f"pip install 'accre-monitor[{extra}]'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert status(cli)["outputs"][output]["spooled"] == 1
     code, line = health(cli)
-    assert code == 2 and "needs the redis package" in line
+    assert code == 2 and f"needs the {package} package" in line
 
 
 @pytest.mark.parametrize(
