@@ -32,7 +32,8 @@ HANG_LIMIT = 30.0
 
 
 class Reply:
-    """One answer: HTTP status, body text, and a `Retry-After` header when given."""
+    """One answer: HTTP status, body text (`{target}` in it becomes the request's target, as
+    a proxy's error page names the URL it could not reach), and a `Retry-After` header."""
 
     def __init__(self, status: int = 200, body: str = "ok", retry_after: float | None = None):
         self.status = status
@@ -180,7 +181,8 @@ class SlackServer:
                 owner._released.wait(HANG_LIMIT)
                 reply = owner._next_reply(self.path)
                 request.reply = reply
-                self._answer(reply)
+                self._answer(Reply(reply.status, reply.body.replace("{target}", self.path),
+                                   reply.retry_after))  # fmt: skip
 
             def do_GET(self) -> None:  # noqa: N802
                 self._answer(Reply(405, "invalid_method"))
@@ -192,8 +194,11 @@ class SlackServer:
                 self.send_header("Content-Length", str(len(data)))
                 if reply.retry_after is not None:
                     self.send_header("Retry-After", f"{reply.retry_after:g}")
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client gave up waiting: its choice
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

@@ -174,6 +174,16 @@ def test_an_unreachable_slack_is_retried_without_naming_the_webhook(make, slack)
     assert slack.token not in outcomes[0].error and "/services/" not in outcomes[0].error
 
 
+def test_an_answer_naming_the_webhook_is_scrubbed_of_it(make, slack):
+    slack.always(Reply(502, "<html>proxy: cannot reach {target}</html>"))
+    webhook = "http://hooks.slack.invalid" + slack.path
+    output = make(webhook_url=webhook, proxy=f"http://127.0.0.1:{slack.port}")
+    outcomes = output.deliver([rec()], 2)
+    assert states(outcomes) == [RETRY]
+    assert "cannot reach ***" in outcomes[0].error
+    assert slack.token not in outcomes[0].error and "/services/" not in outcomes[0].error
+
+
 def test_a_hanging_slack_is_retried_within_the_deadline(make, slack):
     slack.hang(True)
     try:
