@@ -337,3 +337,23 @@ def test_a_proxy_carries_the_messages(make, slack):
     output = make(webhook_url=webhook, proxy=f"http://127.0.0.1:{slack.port}")
     assert states(output.deliver([rec()], 5)) == [DELIVERED]
     assert slack.requests[0].target == webhook
+
+
+def test_retry_after_is_read_as_seconds_or_as_a_date():
+    from email.utils import formatdate
+
+    from accre_monitor.outputs.slack import retry_after_seconds
+
+    assert retry_after_seconds("30") == 30.0
+    assert 55 <= retry_after_seconds(formatdate(time.time() + 60, usegmt=True)) <= 60
+    assert retry_after_seconds(None) == retry_after_seconds("soon") == 1.0
+
+
+def test_every_piece_of_the_webhook_that_names_it_is_scrubbed():
+    from accre_monitor.outputs.slack import secret_parts
+
+    url = "https://hooks.slack.com/services/T0AAAAAAAA/B0BBBBBBBB/abcdefghijklmnopqrstuvwx"
+    pieces = secret_parts(url)
+    assert pieces[0] == url
+    assert "abcdefghijklmnopqrstuvwx" in pieces
+    assert "hooks.slack.com" not in pieces and "services" not in pieces
