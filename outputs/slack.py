@@ -343,7 +343,8 @@ class SlackOutput(RemoteOutput):
         if self._state is None:
             import os
 
-            path = os.path.join(self.state_dir, STATE_FILE) if self.state_dir else None
+            # "" is the current directory (a spool path without one), as for the spool
+            path = os.path.join(self.state_dir, STATE_FILE) if self.state_dir is not None else None
             self._state = NotifyState(path, busy_timeout=STATE_BUSY_TIMEOUT)
         return self._state
 
