@@ -51,6 +51,7 @@ class Notice:
         from accre_monitor.status import normalize_status
 
         self.record = record
+        _field(record, "id")  # what a redelivery is recognised by
         self.node = _field(record, "node")
         self.check = _field(record, "name")
         self.status = normalize_status(record.get("status"))

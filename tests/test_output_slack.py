@@ -252,9 +252,10 @@ def test_a_record_delivered_again_is_not_posted_again(make, slack, tmp_path):
 
 
 def test_a_malformed_record_is_refused_and_spares_the_rest(make, slack):
-    outcomes = make().deliver([rec(date="last tuesday"), rec()], 5)
-    assert states(outcomes) == [REJECTED, DELIVERED]
+    outcomes = make().deliver([rec(date="last tuesday"), rec(id=None), rec()], 5)
+    assert states(outcomes) == [REJECTED, REJECTED, DELIVERED]
     assert "not ISO 8601" in outcomes[0].error
+    assert "no id string" in outcomes[1].error
 
 
 # -- notify = "change" ---------------------------------------------------------------------

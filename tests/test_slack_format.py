@@ -155,6 +155,6 @@ def test_a_digest_stays_short_however_many_checks_it_covers():
 
 def test_a_record_without_a_node_or_a_date_is_refused():
     record = build_record("disk", "OK", {}, node="cn1")
-    for key, value in (("node", None), ("date", "yesterday"), ("status", "FINE")):
+    for key, value in (("id", 7), ("node", None), ("date", "yesterday"), ("status", "FINE")):
         with pytest.raises(ValueError):
             Notice({**record, key: value})
