@@ -217,8 +217,10 @@ def _check_output_names(used: list[str], sections: dict[str, Any], path: str) ->
             from accre_monitor.outputs import unknown_output_error
 
             raise ConfigError(f"invalid config file {path}: {unknown_output_error(name)}")
+    from accre_monitor.outputs import is_known_section
+
     for name in sections:
-        if not is_known_output(name):
+        if not is_known_section(name):
             log.warning(
                 "config section for an unknown output", section=f"outputs.{name}", file=path
             )

@@ -108,11 +108,16 @@ def spool_health(opts: dict) -> tuple:
 def _output_problems(config) -> list[str]:
     """Why each remote output the config defines cannot be built, if it cannot."""
     from accre_monitor.errors import ConfigError, UserError
-    from accre_monitor.outputs import build_output, is_known_output, is_synchronous
+    from accre_monitor.outputs import PRESETS, build_output, is_known_output, is_synchronous
     from accre_monitor.pipeline.wiring import filter_stages
 
     problems = []
-    for name in config.defined_outputs():
+    names = config.defined_outputs()
+    for section in list(names):  # [outputs.slack]: checked as the outputs reading it are
+        if not is_known_output(section):
+            users = [n for n, (s, _) in PRESETS.items() if s == section and n not in names]
+            names += users[:1]
+    for name in names:
         try:
             if not is_known_output(name):
                 continue

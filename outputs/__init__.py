@@ -29,6 +29,9 @@ OUTPUTS: dict[str, str] = {
     "redis": "accre_monitor.outputs.redis:RedisOutput",
     "couch": "accre_monitor.outputs.couch:CouchOutput",
     "nagios-nsca": "accre_monitor.outputs.nsca:NscaOutput",
+    "slack-all": "accre_monitor.outputs.slack:SlackOutput",
+    "slack-warning": "accre_monitor.outputs.slack:SlackOutput",
+    "slack-critical": "accre_monitor.outputs.slack:SlackOutput",
 }
 
 # Outputs known to render in the check's process, without importing their module.
@@ -36,13 +39,26 @@ SYNCHRONOUS = frozenset({"stdout", "nagios-stdout", "nagios-base64-stdout"})
 
 # Outputs that share another output's `[outputs.SECTION]` settings, behind filter settings
 # of their own: name -> (section, filter settings).
-PRESETS: dict[str, tuple[str, dict[str, Any]]] = {}
+PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "slack-all": ("slack", {}),
+    "slack-warning": ("slack", {"min_severity": "WARNING"}),
+    "slack-critical": ("slack", {"min_severity": "CRITICAL"}),
+}
+
+# Sections whose outputs can notify on change (`notify = "change"`): such an output must see
+# every status to notice a recovery, so it applies its severity filter itself.
+NOTIFY_ON_CHANGE = frozenset({"slack"})
 
 ENTRY_POINT_GROUP = "accre_monitor.outputs"
 
 
 def is_known_output(name: str) -> bool:
     return name in OUTPUTS or _from_entry_points(name) is not None
+
+
+def is_known_section(name: str) -> bool:
+    """Whether `[outputs.NAME]` configures some output (its own, or several presets')."""
+    return is_known_output(name) or any(section == name for section, _ in PRESETS.values())
 
 
 def unknown_output_error(name: str) -> str:
@@ -59,6 +75,12 @@ def preset_filters(name: str) -> dict[str, Any]:
     """The filter settings an output always has in front of it (none for most)."""
     preset = PRESETS.get(name)
     return dict(preset[1]) if preset else {}
+
+
+def severity_in_output(name: str, settings: dict[str, Any]) -> bool:
+    """Whether output `name`, with its section's `settings`, applies its severity filter
+    itself instead of a filter stage (it notifies on change, and must see recoveries)."""
+    return section_of(name) in NOTIFY_ON_CHANGE and settings.get("notify") == "change"
 
 
 def is_synchronous(name: str) -> bool:

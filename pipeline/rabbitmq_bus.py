@@ -216,7 +216,14 @@ class RabbitBus(Bus):
             self._spool(record, body, None, attempts=0)
             return
         deadline = time.monotonic() + float(self.config.spool["inline_budget"])
-        names = remote_outputs(self.config) or [d.name for d in self.destinations]
+        names = list(
+            dict.fromkeys(
+                [
+                    *remote_outputs(self.config),
+                    *(d.name for d in self.destinations if not d.synchronous),
+                ]
+            )
+        )
         self.publisher = Publisher(self.config, names)
         restore = interrupt_on_sigterm()
         published = False

@@ -21,12 +21,15 @@ def filter_stages(name: str, config: Config) -> list[Any]:
     """The filter stages in front of output `name`: its preset ones, then its section's.
 
     A bad filter setting is reported and left out (the output then takes more records,
-    never fewer: nothing is lost).
+    never fewer: nothing is lost). An output that notifies on change gets no severity stage:
+    it must see every status to notice recoveries, and applies the level itself.
     """
-    from accre_monitor.outputs import preset_filters, section_of
+    from accre_monitor.outputs import preset_filters, section_of, severity_in_output
 
     section = section_of(name)
     layers = [(name, preset_filters(name)), (section, config.output_section(section))]
+    if severity_in_output(name, layers[1][1]):
+        layers = [(label, _without(settings, "min_severity")) for label, settings in layers]
     if not any(key in settings for _, settings in layers for key in FILTER_KEYS):
         return []
     from accre_monitor.pipeline.filters import stages_from_settings
@@ -41,6 +44,10 @@ def filter_stages(name: str, config: Config) -> list[Any]:
             except ConfigError as exc:
                 config.problem(f"{exc}; the filter is left out")
     return stages
+
+
+def _without(settings: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in settings.items() if k != key}
 
 
 def destination(name: str, config: Config) -> Destination:
