@@ -34,7 +34,7 @@ from accre_monitor import log
 from accre_monitor.errors import ConfigError
 from accre_monitor.outcome import DELIVERED, EXPIRED, REJECTED
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: queue.not_before
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS queue (
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt REAL NOT NULL DEFAULT 0,
     leased_until REAL NOT NULL DEFAULT 0,
+    not_before REAL NOT NULL DEFAULT 0,
     last_error TEXT,
     UNIQUE (record_id, output)
 );
@@ -155,6 +156,11 @@ class Spool:
             db.execute(f"PRAGMA synchronous={self.settings['synchronous'].upper()}")
             if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
                 with _transaction(db):
+                    version = db.execute("PRAGMA user_version").fetchone()[0]
+                    if version == 1:  # a spool of an earlier release: keep its entries
+                        db.execute(
+                            "ALTER TABLE queue ADD COLUMN not_before REAL NOT NULL DEFAULT 0"
+                        )
                     _run_script(db, SCHEMA)
                     db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except BaseException:
@@ -176,7 +182,7 @@ class Spool:
         db = sqlite3.connect(uri, uri=True, timeout=self.settings["busy_timeout"])
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version != SCHEMA_VERSION:
+            if version not in (1, SCHEMA_VERSION):
                 raise SpoolCorrupt(f"spool {self.path} has no spool tables (version {version})")
         except sqlite3.DatabaseError as exc:
             db.close()
@@ -296,12 +302,14 @@ class Spool:
             wait = self.backoff(attempts) if attempts else 0.0
             return now + max(wait, not_before or 0.0)
 
+        hold = now + not_before if not_before else 0.0
+
         def write() -> int:
             db = self.db
             with _transaction(db):
                 db.executemany(
                     "INSERT OR IGNORE INTO queue (record_id, output, body, created, attempts,"
-                    " next_attempt, last_error) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " next_attempt, last_error, not_before) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
                             rid,
@@ -311,6 +319,7 @@ class Spool:
                             attempts,
                             due(),
                             error,
+                            hold,
                         )
                         for rid, out, body in entries
                     ],
@@ -371,7 +380,10 @@ class Spool:
     ) -> list[Entry]:
         """Take up to `limit` of the oldest entries for `output`, leased so that other
         processes draining at the same time skip them; a lease that is not settled
-        (the process died) simply expires."""
+        (the process died) simply expires.
+
+        `due_only`: only entries whose backoff has passed; otherwise every entry except
+        those the store itself asked to hold back (a 429's Retry-After)."""
         now = time.time()
 
         def take() -> list[Entry]:
@@ -380,9 +392,9 @@ class Spool:
                 rows = db.execute(
                     "SELECT seq, record_id, output, body, created, attempts, last_error "
                     "FROM queue WHERE output = ? AND leased_until < ?"
-                    + (" AND next_attempt <= ?" if due_only else "")
+                    + (" AND next_attempt <= ?" if due_only else " AND not_before <= ?")
                     + " ORDER BY seq LIMIT ?",
-                    (output, now, now, limit) if due_only else (output, now, limit),
+                    (output, now, now, limit),
                 ).fetchall()
                 db.executemany(
                     "UPDATE queue SET leased_until = ? WHERE seq = ?",
@@ -410,9 +422,11 @@ class Spool:
             else:
                 attempts = entry.attempts + 1
                 wait = self.backoff(attempts)
-                if more and more[0] is not None:
+                hold = 0.0
+                if more and more[0] is not None:  # the store said how long to wait at least
                     wait = max(wait, float(more[0]))
-                retried.append((attempts, now + wait, error, entry.seq))
+                    hold = now + float(more[0])
+                retried.append((attempts, now + wait, error, hold, entry.seq))
 
         def write() -> None:
             db = self.db
@@ -420,7 +434,7 @@ class Spool:
                 db.executemany("DELETE FROM queue WHERE seq = ?", delivered)
                 db.executemany(
                     "UPDATE queue SET attempts = ?, next_attempt = ?, last_error = ?,"
-                    " leased_until = 0 WHERE seq = ?",
+                    " not_before = ?, leased_until = 0 WHERE seq = ?",
                     retried,
                 )
                 for entry, reason in dead:

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from accre_monitor.outcome import DELIVERED, REJECTED, RETRY
-from accre_monitor.pipeline.spool import Spool, spool_settings
+from accre_monitor.pipeline.spool import SCHEMA, Spool, spool_settings
 
 
 def make_spool(tmp_path, **settings):
@@ -117,7 +117,7 @@ def test_status_reports_backlog_age_and_due_per_output(tmp_path):
 
 WRITER = """
 import sys
-from accre_monitor.pipeline.spool import Spool, spool_settings
+from accre_monitor.pipeline.spool import SCHEMA, Spool, spool_settings
 spool = Spool(spool_settings({"path": sys.argv[1], "synchronous": "normal"}))
 i = 0
 while True:
@@ -153,7 +153,7 @@ def test_a_writer_killed_at_any_point_leaves_the_spool_consistent(tmp_path):
 
 ADDER = """
 import sys
-from accre_monitor.pipeline.spool import Spool, spool_settings
+from accre_monitor.pipeline.spool import SCHEMA, Spool, spool_settings
 spool = Spool(spool_settings({"path": sys.argv[1]}))
 for i in range(20):
     spool.add([(f"{sys.argv[2]}-{i}", "redis", b"{}")])
@@ -273,3 +273,33 @@ def test_a_retry_waits_at_least_what_the_store_asked(tmp_path):
     spool.settle([(entry, RETRY, "429 slow down", 120.0)])
     row = spool.stats()["redis"]
     assert row["due"] == 0 and row["next_due"] - time.time() > 110
+
+
+def test_what_a_store_asked_to_hold_back_is_not_taken_even_when_draining_everything(tmp_path):
+    spool = make_spool(tmp_path)
+    spool.add(entries(2))
+    first, second = spool.claim("redis", 2, due_only=False)
+    spool.settle([(first, RETRY, "429", 60.0), (second, RETRY, "500 busy")])
+    assert [e.record_id for e in spool.claim("redis", 5, due_only=False)] == ["id-1"]
+    spool.add([("id-9", "slack", b"{}")], error="429", not_before=60.0)
+    assert spool.claim("slack", 5, due_only=False) == []
+
+
+def test_a_spool_of_the_earlier_schema_keeps_its_entries(tmp_path):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    old_schema = SCHEMA.replace("    not_before REAL NOT NULL DEFAULT 0,\n", "")
+    for statement in old_schema.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    db.execute(
+        "INSERT INTO queue (record_id, output, body, created) VALUES ('old-1', 'redis', x'7b7d', 1)"
+    )
+    db.execute("PRAGMA user_version=1")
+    db.close()
+    from accre_monitor.pipeline.report import read_spool
+
+    settings = spool_settings({"path": str(path)})
+    assert read_spool(settings).outputs["redis"]["spooled"] == 1
+    spool = Spool(settings)
+    assert [e.record_id for e in spool.claim("redis", 5, due_only=False)] == ["old-1"]
