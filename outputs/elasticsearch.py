@@ -50,6 +50,7 @@ from urllib.parse import urlsplit
 
 from accre_monitor import log
 from accre_monitor.codec import encode
+from accre_monitor.dates import record_moment
 from accre_monitor.outcome import DELIVERED, REJECTED, RETRY, Outcome, StoreUnavailable
 from accre_monitor.outputs.base import RemoteOutput
 
@@ -179,13 +180,7 @@ class ElasticsearchOutput(RemoteOutput):
         record_id = record["id"]
         if not isinstance(record_id, str) or not record_id:
             raise ValueError(f"id {record_id!r} is not a non-empty string")
-        date = record["date"]
-        try:
-            when = dt.datetime.fromisoformat(date)
-        except (TypeError, ValueError):
-            raise ValueError(f"date {date!r} is not ISO 8601") from None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
+        when = record_moment(record["date"])
         index = when.astimezone(dt.UTC).strftime(self.index)
         action = {"create": {"_index": index, "_id": record_id}}
         document = {**record, FLAT_FIELD: {"value": record.get("data")}}

@@ -23,12 +23,11 @@ delivered again (a shipper that died before acknowledging it) is not posted twic
 from __future__ import annotations
 
 import contextlib
-import os
-import random
 import sqlite3
 import time
 
 from accre_monitor import log
+from accre_monitor.sqlite_files import create_private, retry_busy, set_aside, transaction
 from accre_monitor.status import OK, SEVERITY
 
 TYPE_CHECKING = False
@@ -149,18 +148,14 @@ class NotifyState:
         if self.path is None:
             db = sqlite3.connect(":memory:", isolation_level=None)
         else:
-            directory = os.path.dirname(self.path)
-            if directory:
-                os.makedirs(directory, mode=0o700, exist_ok=True)
-            if not os.path.exists(self.path):
-                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            create_private(self.path)
             db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         try:
             if self.path is not None:
                 db.execute("PRAGMA journal_mode=WAL")
                 # losing the last update in a power cut costs at most one repeated message
                 db.execute("PRAGMA synchronous=NORMAL")
-            with _transaction(db):
+            with transaction(db):
                 for statement in SCHEMA:
                     db.execute(statement)
         except BaseException:
@@ -220,7 +215,7 @@ class NotifyState:
 
         def write() -> None:
             db = self.db
-            with _transaction(db):
+            with transaction(db):
                 db.executemany(
                     "INSERT INTO last_status (output, node, check_name, status, taken, since,"
                     " said) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -247,54 +242,18 @@ class NotifyState:
         """Run `operation`, retrying `database is locked` until the busy timeout has passed;
         a corrupt state file is set aside once and a fresh one started (forgetting the last
         statuses costs at most a repeated message, never a lost one)."""
-        from accre_monitor.pipeline.spool import is_corruption
-
-        deadline = time.monotonic() + self.busy_timeout
-        delay = 0.005
-        recovered = False
-        while True:
-            try:
-                return operation()
-            except sqlite3.DatabaseError as exc:
-                if is_corruption(exc) and self.path is not None and not recovered:
-                    self._set_aside(exc)
-                    recovered = True
-                    continue
-                locked = "locked" in str(exc) or "busy" in str(exc)
-                if not isinstance(exc, sqlite3.OperationalError) or not locked:
-                    raise
-                if time.monotonic() > deadline:
-                    raise
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 0.25)
+        return retry_busy(
+            operation, self.busy_timeout, self._set_aside if self.path is not None else None
+        )
 
     def _set_aside(self, error: BaseException) -> None:
         assert self.path is not None
         self.close()
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        target = f"{self.path}.corrupt-{stamp}-{os.getpid()}"
         with contextlib.suppress(FileNotFoundError):
-            os.rename(self.path, target)
-        for suffix in ("-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.rename(self.path + suffix, target + suffix)
-        log.error(
-            "notification state is corrupt: set aside, starting afresh",
-            state=self.path,
-            set_aside=target,
-            error=str(error),
-        )
-
-
-class _transaction:
-    """`BEGIN IMMEDIATE` ... `COMMIT`: the write lock up front, never an upgrade."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, kind: Any, *_: Any) -> None:
-        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+            target = set_aside(self.path)
+            log.error(
+                "notification state is corrupt: set aside, starting afresh",
+                state=self.path,
+                set_aside=target,
+                error=str(error),
+            )

@@ -31,10 +31,10 @@ import contextlib
 import socket
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import NamedTuple
 
 from accre_monitor import log
+from accre_monitor.dates import epoch_seconds
 from accre_monitor.outcome import DELIVERED, EXPIRED, RETRY, Outcome, StoreUnavailable
 from accre_monitor.outputs import nsca_packet as wire
 from accre_monitor.outputs.base import RemoteOutput, describe_error
@@ -263,14 +263,7 @@ def _left(deadline: float) -> float:
 
 def record_time(record: dict[str, Any]) -> float:
     """The record's `date` as epoch seconds (a date without an offset is taken as UTC)."""
-    date = record.get("date")
-    try:
-        moment = datetime.fromisoformat(date)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"record date {date!r} is not ISO 8601") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    return epoch_seconds(record.get("date"))
 
 
 def checked_name(kind: str, name: str, field: int) -> bytes:

@@ -43,10 +43,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
-from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote, urlsplit
 
 from accre_monitor.codec import encode
+from accre_monitor.dates import epoch_micros
 from accre_monitor.outcome import DELIVERED, REJECTED, RETRY, Outcome, StoreUnavailable
 from accre_monitor.outputs.base import RemoteOutput, describe_error, redact_url
 
@@ -100,9 +100,6 @@ TRANSIENT_ERRORS = (
 CONFIG_ERRORS = ("NOAUTH", "WRONGPASS", "NOPERM")
 
 MAX_POOLS = 3  # connection pools kept, one per distinct deliver() timeout
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 class RedisOutput(RemoteOutput):
@@ -277,17 +274,6 @@ def _outcome(reply: Any) -> Outcome:
     if code in CONFIG_ERRORS or isinstance(reply, redis.ConnectionError):
         raise reply
     return Outcome(REJECTED, message)
-
-
-def epoch_micros(date: str) -> int:
-    """An ISO 8601 date as integer microseconds since the epoch (no offset: taken as UTC)."""
-    try:
-        moment = datetime.fromisoformat(date)
-    except ValueError:
-        raise ValueError(f"record date {date!r} is not ISO 8601") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // _MICROSECOND
 
 
 def _url_problem(parts: Any) -> str | None:

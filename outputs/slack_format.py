@@ -22,6 +22,7 @@ import time
 from datetime import UTC, datetime
 
 from accre_monitor.codec import encode
+from accre_monitor.dates import epoch_seconds
 from accre_monitor.outputs.notify import NEW, RECOVERY, REPEAT
 from accre_monitor.status import CRITICAL, OK, SEVERITY, STATUSES, UNKNOWN, WARNING
 
@@ -55,7 +56,7 @@ class Notice:
         self.node = _field(record, "node")
         self.check = _field(record, "name")
         self.status = normalize_status(record.get("status"))
-        self.taken = epoch(_field(record, "date"))
+        self.taken = epoch_seconds(_field(record, "date"))
         self.verdict = ""
         self.before: str | None = None
         self.since: float | None = None
@@ -70,17 +71,6 @@ def _field(record: dict[str, Any], key: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"record has no {key} string")
     return value
-
-
-def epoch(date: str) -> float:
-    """An ISO 8601 date as seconds since the epoch (no UTC offset: taken as UTC)."""
-    try:
-        moment = datetime.fromisoformat(date)
-    except ValueError:
-        raise ValueError(f"record date {date!r} is not ISO 8601") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 # -- one result ------------------------------------------------------------------------------

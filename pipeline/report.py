@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from accre_monitor.pipeline.spool import Spool, SpoolCorrupt, set_aside_files
+from accre_monitor.pipeline.spool import Spool, SpoolCorrupt
+from accre_monitor.sqlite_files import set_aside_files
 
 
 class SpoolReport:

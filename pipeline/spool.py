@@ -22,7 +22,6 @@ read-only: they never create, repair or write it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import sqlite3
@@ -33,6 +32,14 @@ from typing import Any
 from accre_monitor import log
 from accre_monitor.errors import ConfigError
 from accre_monitor.outcome import DELIVERED, EXPIRED, REJECTED
+from accre_monitor.sqlite_files import (
+    create_private,
+    is_corruption,
+    retry_busy,
+    run_script,
+    set_aside,
+    transaction,
+)
 
 SCHEMA_VERSION = 2  # 2: queue.not_before
 SCHEMA = """
@@ -64,9 +71,6 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
-CORRUPT_MARK = ".corrupt-"
-CORRUPTION_ERRORS = ("SQLITE_NOTADB", "SQLITE_CORRUPT")
-
 
 def spool_settings(section: dict[str, Any]) -> dict[str, Any]:
     """The `[spool]` settings with defaults, for code that builds a spool by hand (tests,
@@ -79,15 +83,6 @@ def spool_settings(section: dict[str, Any]) -> dict[str, Any]:
     if problems:
         raise ConfigError(problems[0])
     return settings
-
-
-def is_corruption(exc: BaseException) -> bool:
-    """Whether SQLite says the file is not a database, or a damaged one."""
-    return isinstance(exc, sqlite3.DatabaseError) and (
-        getattr(exc, "sqlite_errorname", "") in CORRUPTION_ERRORS
-        or "not a database" in str(exc)
-        or "malformed" in str(exc)
-    )
 
 
 class SpoolCorrupt(Exception):
@@ -143,11 +138,7 @@ class Spool:
         return self._db
 
     def _open(self) -> sqlite3.Connection:
-        directory = os.path.dirname(self.path)
-        if directory:
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-        if not os.path.exists(self.path):
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        create_private(self.path)
         db = sqlite3.connect(self.path, timeout=self.settings["busy_timeout"], isolation_level=None)
         try:
             stat = os.stat(self.path)
@@ -155,13 +146,13 @@ class Spool:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={self.settings['synchronous'].upper()}")
             if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-                with _transaction(db):
+                with transaction(db):
                     version = db.execute("PRAGMA user_version").fetchone()[0]
                     if version == 1:  # a spool of an earlier release: keep its entries
                         db.execute(
                             "ALTER TABLE queue ADD COLUMN not_before REAL NOT NULL DEFAULT 0"
                         )
-                    _run_script(db, SCHEMA)
+                    run_script(db, SCHEMA)
                     db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except BaseException:
             db.close()
@@ -196,35 +187,14 @@ class Spool:
 
     def _retry(self, operation: Any, *args: Any) -> Any:
         """Run `operation`, retrying `database is locked` until the busy timeout has passed,
-        and once more on a fresh spool when this one turns out to be corrupt.
+        and once more on a fresh spool when this one turns out to be corrupt."""
 
-        SQLite's own busy handler covers most waits; a few cases (a WAL reset, a lock
-        upgrade) return SQLITE_BUSY at once, and those are retried here with jitter.
-        """
-        deadline = time.monotonic() + self.settings["busy_timeout"]
-        delay = 0.005
-        recovered = False
-        while True:
-            try:
-                return operation(*args)
-            except sqlite3.DatabaseError as exc:
-                if is_corruption(exc):
-                    if self.readonly:
-                        raise SpoolCorrupt(f"spool {self.path} is corrupt: {exc}") from None
-                    if recovered:
-                        raise
-                    self._set_aside_corrupt(exc)
-                    recovered = True
-                    continue
-                message = str(exc)
-                if not isinstance(exc, sqlite3.OperationalError) or (
-                    "locked" not in message and "busy" not in message
-                ):
-                    raise
-                if time.monotonic() > deadline:
-                    raise
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 0.25)
+        def corrupt(exc: BaseException) -> None:
+            if self.readonly:
+                raise SpoolCorrupt(f"spool {self.path} is corrupt: {exc}") from None
+            self._set_aside_corrupt(exc)
+
+        return retry_busy(lambda: operation(*args), self.settings["busy_timeout"], corrupt)
 
     def _set_aside_corrupt(self, error: BaseException) -> None:
         """Rename the corrupt spool file (and its -wal, -shm) aside; the next open starts a
@@ -248,12 +218,7 @@ class Spool:
                 return  # another process already set it aside and started a fresh one
             if not _still_corrupt(self.path):
                 return
-            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-            target = f"{self.path}{CORRUPT_MARK}{stamp}-{os.getpid()}"
-            os.rename(self.path, target)
-            for suffix in ("-wal", "-shm"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.rename(self.path + suffix, target + suffix)
+            target = set_aside(self.path)
             self.set_aside.append(target)
             log.error(
                 "spool file is corrupt: set aside, a fresh spool takes the records",
@@ -306,7 +271,7 @@ class Spool:
 
         def write() -> int:
             db = self.db
-            with _transaction(db):
+            with transaction(db):
                 db.executemany(
                     "INSERT OR IGNORE INTO queue (record_id, output, body, created, attempts,"
                     " next_attempt, last_error, not_before) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -345,7 +310,7 @@ class Spool:
         """Count results that expired before they could be delivered (never spooled)."""
 
         def write() -> None:
-            with _transaction(self.db) as db:
+            with transaction(self.db) as db:
                 _count(db, f"expired:{output}", count)
 
         self._retry(write)
@@ -388,7 +353,7 @@ class Spool:
 
         def take() -> list[Entry]:
             db = self.db
-            with _transaction(db):
+            with transaction(db):
                 rows = db.execute(
                     "SELECT seq, record_id, output, body, created, attempts, last_error "
                     "FROM queue WHERE output = ? AND leased_until < ?"
@@ -430,7 +395,7 @@ class Spool:
 
         def write() -> None:
             db = self.db
-            with _transaction(db):
+            with transaction(db):
                 db.executemany("DELETE FROM queue WHERE seq = ?", delivered)
                 db.executemany(
                     "UPDATE queue SET attempts = ?, next_attempt = ?, last_error = ?,"
@@ -547,7 +512,7 @@ class Spool:
 
         def write() -> int:
             db = self.db
-            with _transaction(db):
+            with transaction(db):
                 db.execute(
                     "INSERT OR IGNORE INTO queue (record_id, output, body, created, attempts,"
                     " next_attempt, last_error) SELECT record_id, output, body, created, 0, 0,"
@@ -562,32 +527,10 @@ class Spool:
         where, args = ("WHERE output = ?", (output,)) if output else ("", ())
 
         def write() -> int:
-            with _transaction(self.db):
+            with transaction(self.db):
                 return self.db.execute(f"DELETE FROM dead_letters {where}", args).rowcount
 
         return self._retry(write)
-
-
-class _transaction:
-    """`BEGIN IMMEDIATE` ... `COMMIT`: take the write lock up front, so a transaction never
-    has to upgrade a read lock (an upgrade that fails is not retried by SQLite)."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, kind: Any, *_: Any) -> None:
-        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
-
-
-def _run_script(db: sqlite3.Connection, script: str) -> None:
-    """executescript() would COMMIT our transaction first; run the statements one by one."""
-    for statement in script.split(";"):
-        if statement.strip():
-            db.execute(statement)
 
 
 def _count(db: sqlite3.Connection, name: str, amount: int) -> None:
@@ -611,18 +554,3 @@ def _still_corrupt(path: str) -> bool:
         return is_corruption(exc)
     finally:
         db.close()
-
-
-def set_aside_files(path: str) -> list[str]:
-    """Spool files set aside as corrupt next to `path` (without their -wal and -shm)."""
-    directory, base = os.path.split(path)
-    try:
-        names = os.listdir(directory or ".")
-    except OSError:
-        return []
-    prefix = base + CORRUPT_MARK
-    return sorted(
-        os.path.join(directory, name)
-        for name in names
-        if name.startswith(prefix) and not name.endswith(("-wal", "-shm"))
-    )

@@ -366,7 +366,7 @@ def test_a_record_with_a_bad_date_or_no_id_is_rejected_and_the_others_delivered(
     records = [record(), record(date="yesterday"), no_id, record()]
     outcomes = make_output(fake_es.settings()).deliver(records, timeout=5)
     assert states(outcomes) == [DELIVERED, REJECTED, REJECTED, DELIVERED]
-    assert outcomes[1].error == "bad record: date 'yesterday' is not ISO 8601"
+    assert outcomes[1].error == "bad record: record date 'yesterday' is not ISO 8601"
     assert outcomes[2].error == "bad record: no 'id' field"
     assert fake_es.count() == 2
 

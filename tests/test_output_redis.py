@@ -9,6 +9,7 @@ import time
 import pytest
 from servers import RedisServer, missing_reason
 
+from accre_monitor.dates import epoch_micros
 from accre_monitor.errors import ConfigError
 from accre_monitor.outcome import DELIVERED, REJECTED, Outcome, StoreUnavailable
 from accre_monitor.outputs import create_output
@@ -275,10 +276,10 @@ def test_the_script_marks_an_id_seen_only_after_storing_it(make_output, client, 
 
 
 def test_dates_become_epoch_microseconds():
-    assert redis_output.epoch_micros("1970-01-01T00:00:01.5+00:00") == 1_500_000
-    assert redis_output.epoch_micros("1970-01-01T01:00:00+01:00") == 0
-    assert redis_output.epoch_micros("1970-01-01T00:00:00Z") == 0
-    assert redis_output.epoch_micros("1970-01-01T00:00:02") == 2_000_000  # no offset: UTC
+    assert epoch_micros("1970-01-01T00:00:01.5+00:00") == 1_500_000
+    assert epoch_micros("1970-01-01T01:00:00+01:00") == 0
+    assert epoch_micros("1970-01-01T00:00:00Z") == 0
+    assert epoch_micros("1970-01-01T00:00:02") == 2_000_000  # no offset: UTC
 
 
 # -- settings ----------------------------------------------------------------------------

@@ -117,7 +117,7 @@ def test_status_reports_backlog_age_and_due_per_output(tmp_path):
 
 WRITER = """
 import sys
-from accre_monitor.pipeline.spool import SCHEMA, Spool, spool_settings
+from accre_monitor.pipeline.spool import Spool, spool_settings
 spool = Spool(spool_settings({"path": sys.argv[1], "synchronous": "normal"}))
 i = 0
 while True:
@@ -153,7 +153,7 @@ def test_a_writer_killed_at_any_point_leaves_the_spool_consistent(tmp_path):
 
 ADDER = """
 import sys
-from accre_monitor.pipeline.spool import SCHEMA, Spool, spool_settings
+from accre_monitor.pipeline.spool import Spool, spool_settings
 spool = Spool(spool_settings({"path": sys.argv[1]}))
 for i in range(20):
     spool.add([(f"{sys.argv[2]}-{i}", "redis", b"{}")])
@@ -212,7 +212,7 @@ def test_a_corrupt_spool_is_set_aside_and_a_fresh_one_takes_the_record(tmp_path,
     (aside,) = fresh.set_aside
     assert aside.startswith(spool.path + ".corrupt-") and os.path.exists(aside)
     assert "spool file is corrupt" in capsys.readouterr().err
-    from accre_monitor.pipeline.spool import set_aside_files
+    from accre_monitor.sqlite_files import set_aside_files
 
     assert set_aside_files(spool.path) == [aside]
 
