@@ -22,7 +22,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    Result = tuple[str, Any, str | None, str | None]
+    Result = tuple[str, Any, str | None, str | None, dict | None]
     from accre_monitor.registry import CheckFunction
 
 
@@ -74,8 +74,8 @@ def run_guarded(
             f"check process ended without a result ({_describe(wait_status)})",
             {"wait_status": wait_status},
         ), runtime
-    status, data, short, long = json.loads(payload)
-    return (status, data, short, long), runtime
+    status, data, short, long, perf = json.loads(payload)
+    return (status, data, short, long, perf), runtime
 
 
 def _child(

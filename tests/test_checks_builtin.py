@@ -24,7 +24,7 @@ def run(check, opts):
 
     normalize_return refuses anything that is not a valid result with plain JSON data.
     """
-    status, data, short, long = normalize_return(check(opts))
+    status, data, short, long, _ = normalize_return(check(opts))
     to_json(data)
     assert isinstance(short, str) and "\n" not in short
     return status, data, short, long

@@ -3,6 +3,7 @@ import re
 
 import pytest
 
+from accre_monitor import Range
 from accre_monitor.record import (
     BadReturn,
     build_record,
@@ -32,7 +33,9 @@ def test_dates_are_iso_8601_with_a_utc_offset():
 
 
 def test_a_record_has_the_documented_fields_in_order():
-    record = build_record("disk", "WARNING", {"used": 85}, "DISK WARNING", None, 0.5, "web01")
+    record = build_record(
+        "disk", "WARNING", {"used": 85}, "DISK WARNING", None, runtime=0.5, node="web01"
+    )
     assert list(record) == ["id", "node", "date", "name", "status", "data", "runtime", "short"]
     assert record["node"] == "web01"
     assert record["runtime"] == 0.5
@@ -47,9 +50,13 @@ def test_the_node_defaults_to_the_short_host_name():
 @pytest.mark.parametrize(
     ("retval", "expected"),
     [
-        (("ok", [1, 2]), ("OK", [1, 2], None, None)),
-        (("Warning", {"a": (1, 2)}, "short"), ("WARNING", {"a": [1, 2]}, "short", None)),
-        (["CRITICAL", None, "s", "l\nm"], ("CRITICAL", None, "s", "l\nm")),
+        (("ok", [1, 2]), ("OK", [1, 2], None, None, None)),
+        (("Warning", {"a": (1, 2)}, "short"), ("WARNING", {"a": [1, 2]}, "short", None, None)),
+        (["CRITICAL", None, "s", "l\nm"], ("CRITICAL", None, "s", "l\nm", None)),
+        (
+            ("OK", {"a": 1}, None, None, {"a": {"uom": "%", "crit": Range("@90:"), "min": None}}),
+            ("OK", {"a": 1}, None, None, {"a": {"uom": "%", "crit": "@90:"}}),
+        ),
     ],
 )
 def test_valid_returns_are_normalized(retval, expected):
@@ -61,7 +68,13 @@ def test_valid_returns_are_normalized(retval, expected):
     [
         ("OK", "expected \\(status, data"),
         (("OK",), "1-tuple"),
-        (("OK", 1, "s", "l", "extra"), "5-tuple"),
+        (("OK", 1, "s", "l", {}, "extra"), "6-tuple"),
+        (("OK", 1, "s", "l", "extra"), "hints must be a mapping"),
+        (("OK", 1, None, None, {"a": {"unit": "s"}}), "unknown keys unit"),
+        (("OK", 1, None, None, {"a": {"uom": "seconds"}}), "uom for 'a' must be one of"),
+        (("OK", 1, None, None, {"a": {"warn": "5:1"}}), "start is greater than end"),
+        (("OK", 1, None, None, {"a": {"max": "100"}}), "max for 'a' must be a finite number"),
+        (("OK", 1, None, None, {"a": {"labels": [1, 2]}}), "labels for 'a' must be"),
         (None, "NoneType"),
         (("FINE", 1), "unknown status 'FINE'"),
         ((0, 1), "unknown status 0"),
@@ -75,6 +88,13 @@ def test_valid_returns_are_normalized(retval, expected):
 def test_invalid_returns_are_refused_with_a_reason(retval, message):
     with pytest.raises(BadReturn, match=message):
         normalize_return(retval)
+
+
+def test_a_record_carries_performance_data_hints_only_when_the_check_gave_them():
+    hinted = record_from_return("load", ("OK", [0.5], None, None, {"$": {"labels": ["load1"]}}))
+    assert hinted["perf"] == {"$": {"labels": ["load1"]}}
+    assert "perf" not in record_from_return("load", ("OK", [0.5]))
+    json.dumps(hinted)
 
 
 def test_an_invalid_return_becomes_an_unknown_record_saying_why():
