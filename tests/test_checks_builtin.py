@@ -9,14 +9,17 @@ import uuid
 
 import psutil
 import pytest
+from plugin_output import parse_perfdata
 
 from accre_monitor.checks.disk import disk_usage
 from accre_monitor.checks.files import file_age
+from accre_monitor.checks.load import loadavg
 from accre_monitor.checks.memory import memory, read_meminfo
 from accre_monitor.checks.mounts import mounts, read_mounts, unescape
 from accre_monitor.checks.network import tcp_port
 from accre_monitor.checks.processes import processes
-from accre_monitor.record import normalize_return, to_json
+from accre_monitor.perfdata import render as render_perfdata
+from accre_monitor.record import normalize_return, record_from_return, to_json
 
 
 def run(check, opts):
@@ -30,11 +33,109 @@ def run(check, opts):
     return status, data, short, long
 
 
+def perf(check, opts) -> dict:
+    """The check's performance data as nagios-stdout prints it, read by the guidelines' grammar."""
+    record = record_from_return(check.__name__, check(opts))
+    return {metric.label: metric for metric in parse_perfdata(render_perfdata(record))}
+
+
 def root_fstype() -> str:
     """The type of the file system mounted on / (the last, visible, mount), read by hand."""
     with open("/proc/self/mounts") as handle:
         types = [line.split()[2] for line in handle if line.split()[1] == "/"]
     return types[-1]
+
+
+# --- loadavg -----------------------------------------------------------------------------
+
+
+def test_loadavg_without_thresholds_is_ok_with_the_three_averages():
+    status, data, short, _ = run(loadavg, {})
+    assert status == "OK"
+    assert data == pytest.approx(list(os.getloadavg()), abs=1.0)
+    assert short.startswith("LOAD OK - load average: ")
+
+
+@pytest.mark.parametrize(
+    ("opts", "expected"),
+    [
+        ({"warning": 1000}, "OK"),
+        ({"warning": -1}, "WARNING"),
+        ({"warning": [1000, 1000, -1]}, "WARNING"),
+        ({"warning": -1, "critical": [-1, 1000, 1000]}, "CRITICAL"),
+        ({"warning": "-1"}, "WARNING"),
+    ],
+)
+def test_loadavg_plain_numbers_alert_above_them_as_before(opts, expected):
+    assert run(loadavg, opts)[0] == expected
+
+
+@pytest.mark.parametrize(
+    ("opts", "expected"),
+    [
+        ({"warning": "1000:"}, "WARNING"),
+        ({"warning": "~:1000"}, "OK"),
+        ({"warning": "0:1000"}, "OK"),
+        ({"warning": "@0:1000"}, "WARNING"),
+        ({"critical": "@~:1000"}, "CRITICAL"),
+        ({"warning": ["0:1000", "0:1000", "@0:1000"]}, "WARNING"),
+        ({"warning": "~:-1", "critical": "1000:"}, "CRITICAL"),
+    ],
+)
+def test_loadavg_thresholds_accept_nagios_ranges(opts, expected):
+    assert run(loadavg, opts)[0] == expected
+
+
+@pytest.mark.parametrize(
+    ("check", "label"),
+    [
+        (loadavg, "LOAD"),
+        (disk_usage, "DISK"),
+        (memory, "MEMORY"),
+        (processes, "PROCS"),
+        (file_age, "FILE_AGE"),
+        (tcp_port, "TCP"),
+        (mounts, "MOUNTS"),
+    ],
+)
+def test_every_builtin_check_refuses_an_unknown_option_in_its_short_text(check, label):
+    status, _, short, _ = run(check, {"no_such_option": 1})
+    assert status == "UNKNOWN"
+    assert short.startswith(f"{label} UNKNOWN - unknown option no_such_option (known: ")
+
+
+def test_loadavg_refuses_an_unknown_option_saying_which():
+    status, data, short, _ = run(loadavg, {"warnin": 3})
+    assert status == "UNKNOWN"
+    assert short == "LOAD UNKNOWN - unknown option warnin (known: warning, critical)"
+    assert "warnin" in data["error"]
+
+
+@pytest.mark.parametrize(
+    ("opts", "reason"),
+    [
+        ({"warning": "abc"}, "option warning must be a number or a range"),
+        ({"critical": "5:1"}, "option critical: invalid range '5:1': start is greater"),
+        ({"warning": [1, 2]}, "option warning takes one threshold or three"),
+        ({"warning": [1, 2, 3, 4]}, "option warning takes one threshold or three"),
+        ({"warning": True}, "option warning must be a number or a range"),
+        ({"warning": [1, None, 3]}, "option warning must be a number or a range"),
+        ({"warning": {"load1": 1}}, "option warning must be a number or a range"),
+    ],
+)
+def test_loadavg_bad_thresholds_are_unknown_saying_why(opts, reason):
+    status, _, short, _ = run(loadavg, opts)
+    assert status == "UNKNOWN"
+    assert short.startswith(f"LOAD UNKNOWN - {reason}")
+
+
+def test_loadavg_performance_data_has_the_three_averages_with_their_thresholds():
+    found = perf(loadavg, {"warning": [1000, 900, "800:"], "critical": "@2000:3000"})
+    assert list(found) == ["load1", "load5", "load15"]
+    assert [found[label].warn for label in found] == ["~:1000", "~:900", "800:"]
+    assert {found[label].crit for label in found} == {"@2000:3000"}
+    assert {found[label].min for label in found} == {0}
+    assert [found[label].value for label in found] == pytest.approx(os.getloadavg(), abs=1.0)
 
 
 # --- disk_usage --------------------------------------------------------------------------
@@ -618,8 +719,31 @@ def test_mount_table_last_mount_on_a_point_wins(tmp_path):
         (["tcp_port"], 3),
         (["file_age", "--path", "/no/such/file", "--missing", "WARNING"], 1),
         (["processes", "--cmdline", "accre-test-never-running", "--max", "0"], 0),
+        (["loadavg", "--warning", "1000,1000,1000"], 0),
+        (["loadavg", "--critical=-1"], 2),
+        (["loadavg", "--warning", "1000:"], 1),
+        (["loadavg", "--critical", "@0:1000"], 2),
+        (["loadavg", "--warning", "~:-1,0:1000,0:1000"], 1),
+        (["loadavg", "--warnin", "3"], 3),
     ],
 )
 def test_command_line_options_reach_the_checks(cli, args, code):
     result = cli.run(*args)
     assert result.returncode == code, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "short"),
+    [
+        (["--warnin", "3"], "LOAD UNKNOWN - unknown option warnin (known: warning, critical)"),
+        (
+            ["--warning", "abc"],
+            "LOAD UNKNOWN - option warning must be a number or a range "
+            "(10, 10:, ~:10, 10:20 or @10:20), not 'abc'",
+        ),
+    ],
+)
+def test_bad_loadavg_options_tell_nagios_why(cli, args, short):
+    result = cli.run("--outputs", "nagios-stdout", "loadavg", *args)
+    assert result.returncode == 3
+    assert result.stdout.partition(" | ")[0] == short
