@@ -183,11 +183,6 @@ def threshold_value(
     raise OptionError(f"option {key} must be {expected}, not {value!r}")
 
 
-def percent(opts: dict[str, Any], key: str, default: float) -> float:
-    """A percentage threshold, 0 to 100."""
-    return number(opts, key, default, minimum=0, maximum=100)
-
-
 def text(opts: dict[str, Any], key: str, default: str | None = None, *, required: bool = False):
     """A single non-empty string (a list, e.g. from a comma on the command line, is refused)."""
     value = opts.get(key)
