@@ -123,7 +123,8 @@ def _bound(part: str, text: str) -> Any:
     except ValueError:
         value = INF  # refused just below, with the same message as inf and nan
     if value != value or value in (INF, -INF):
-        raise ValueError(f"invalid range {text!r}: {part!r} is not a number (expected {SYNTAX})")
+        what = "" if part == text.strip().lstrip("@") else f": {part!r} is not a number"
+        raise ValueError(f"invalid range {text!r}{what} (expected {SYNTAX})")
     return value
 
 

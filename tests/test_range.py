@@ -82,11 +82,12 @@ def test_a_range_prints_as_canonical_range_text(spec, text):
     [
         ("", "empty range"),
         ("@", "empty range"),
-        ("abc", "'abc' is not a number"),
+        ("abc", r"invalid range 'abc' \(expected 10, 10:, ~:10, 10:20 or @10:20\)"),
+        ("@x", r"invalid range '@x' \(expected"),
         ("10:x", "'x' is not a number"),
         ("20:10", "start is greater than end"),
         ("10:~", "'~' is not a number"),
-        ("inf", "'inf' is not a number"),
+        ("inf", r"invalid range 'inf' \(expected"),
         ("1:nan", "'nan' is not a number"),
     ],
 )
