@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import time
 
+# Imported before a check's process is forked: in the child, an import costs several times more.
+from accre_monitor.perfdata import normalize_hints
 from accre_monitor.status import UNKNOWN, normalize_status
 
 TYPE_CHECKING = False
@@ -103,8 +105,6 @@ def normalize_return(retval: Any) -> tuple[str, Any, str | None, str | None, dic
     except (TypeError, ValueError, RecursionError) as exc:
         raise BadReturn(f"check returned data that cannot be serialized: {exc}") from None
     if perf is not None:
-        from accre_monitor.perfdata import normalize_hints
-
         try:
             perf = normalize_hints(perf)
         except (TypeError, ValueError) as exc:

@@ -9,12 +9,16 @@ a check needs, or raise `OptionError` with a message fit for the short text, whi
 A None value (a bare `--warning`, or JSON null) means "not given": the default applies.
 """
 
-import math
-from collections.abc import Callable
-from typing import Any
+from __future__ import annotations
 
-from accre_monitor.range import SYNTAX, Range
+from accre_monitor.range import INF, SYNTAX, Range
 from accre_monitor.status import UNKNOWN, normalize_status
+
+# `typing` costs more to import than loadavg takes to run: annotations only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 class OptionError(ValueError):
@@ -97,7 +101,7 @@ def _to_number(value: Any) -> float | int | None:
                 return None
     if isinstance(value, int):
         return value
-    if isinstance(value, float) and math.isfinite(value):
+    if isinstance(value, float) and value == value and value not in (INF, -INF):  # finite
         return int(value) if value.is_integer() else value
     return None
 
