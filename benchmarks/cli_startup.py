@@ -5,11 +5,13 @@ Builds a fresh virtualenv with a regular (non-editable) install of this checkout
 the figures are what a node sees, then times, interleaved to share the machine's noise:
 
   python -c pass                               the reference
-  accre-monitor loadavg --outputs stdout       the default configuration
+  accre-monitor --outputs stdout loadavg       the default configuration
   check_load -w 5,5,5 -c 10,10,10              the C reference plugin, when installed
   loadavg with the built-in set (config)        baseline for the scaling rows
   loadavg with 300 site checks in 30 modules    must stay within 1.2x of the baseline
   a site check in the last of those modules    likewise
+  loadavg and disk_usage to nagios-stdout,      payload = "perfdata" must stay within
+    with payload = "json", then "perfdata"      1.05x of payload = "json"
 
 Usage: python benchmarks/cli_startup.py [--runs N] [--venv DIR]
 """
@@ -26,6 +28,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 CHECK_LOAD = "/usr/lib/nagios/plugins/check_load"
+PAYLOADS = ("json", "perfdata")
+PAYLOAD_CHECKS = (["loadavg", "--warning", "1000"], ["disk_usage", "--mounts", "/"])
 
 
 def make_venv(directory: Path) -> Path:
@@ -86,16 +90,31 @@ def main() -> None:
         plain = dict(base_env)
         builtin = dict(base_env, ACCRE_MONITOR_CONFIG=str(builtin_cfg))
         site = dict(base_env, ACCRE_MONITOR_CONFIG=str(site_cfg), PYTHONPATH=str(work / "site"))
+        payload_env = {}
+        for payload in PAYLOADS:
+            config = work / f"nagios-{payload}.toml"
+            config.write_text(
+                '[monitoring]\noutputs = ["nagios-stdout"]\n'
+                f'[outputs.nagios-stdout]\npayload = "{payload}"\n'
+            )
+            payload_env[payload] = dict(base_env, ACCRE_MONITOR_CONFIG=str(config))
         commands = {
             "python -c pass": ([python, "-c", "pass"], plain),
-            "accre-monitor loadavg --outputs stdout": (
-                [monitor, "loadavg", "--outputs", "stdout"],
+            # `--outputs` before the check name: after it, it would be an option of loadavg
+            "accre-monitor --outputs stdout loadavg": (
+                [monitor, "--outputs", "stdout", "loadavg"],
                 plain,
             ),
             "loadavg, built-in checks (config)": ([monitor, "loadavg"], builtin),
             "loadavg, 300 site checks in 30 modules": ([monitor, "loadavg"], site),
             "site_29_09, 300 site checks in 30 modules": ([monitor, "site_29_09"], site),
         }
+        for check in PAYLOAD_CHECKS:
+            for payload in PAYLOADS:
+                commands[f"{check[0]}, nagios-stdout, payload {payload}"] = (
+                    [monitor, *check],
+                    payload_env[payload],
+                )
         if os.path.exists(CHECK_LOAD):
             commands["check_load (C plugin)"] = (
                 [CHECK_LOAD, "-w", "5,5,5", "-c", "10,10,10"],
@@ -109,13 +128,17 @@ def main() -> None:
 
     reference = medians["python -c pass"]
     scaling_base = medians["loadavg, built-in checks (config)"]
-    print(f"{'command':<44} {'median ms':>10} {'x python':>9} {'x built-in':>11}")
+    print(f"{'command':<44} {'median ms':>10} {'x python':>9} {'x built-in':>11} {'x json':>7}")
     for label, value in medians.items():
         scaled = f"{value / scaling_base:11.2f}" if "site" in label or "built-in" in label else ""
-        print(f"{label:<44} {value * 1000:10.1f} {value / reference:9.2f} {scaled}")
+        over_json = ""
+        if label.endswith("payload perfdata"):
+            json_label = label.removesuffix("perfdata") + "json"
+            over_json = f"{value / medians[json_label]:7.3f}"
+        print(f"{label:<44} {value * 1000:10.1f} {value / reference:9.2f} {scaled:>11} {over_json}")
     print(
         f"\n{args.runs} interleaved runs each; targets: accre-monitor <= 3.0x python, "
-        "300 site checks <= 1.2x built-in"
+        "300 site checks <= 1.2x built-in, payload perfdata <= 1.05x json"
     )
 
 
