@@ -174,7 +174,10 @@ def threshold_value(
     if parsed is not None:
         if (minimum is not None and parsed < minimum) or (maximum is not None and parsed > maximum):
             raise OptionError(f"option {key} must be {expected}, not {value!r}")
-        return Threshold(plain(parsed), parsed)
+        try:
+            return Threshold(plain(parsed), parsed)
+        except ValueError as err:  # a meaning no range can express, e.g. 0:N for N < 0
+            raise OptionError(f"option {key}: {err}") from None
     if isinstance(value, str):
         try:
             parsed_range = Range(value)
