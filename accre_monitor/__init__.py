@@ -3,12 +3,14 @@
 The public API: `monitor_command` registers a check, `complete_check` turns a
 check's return value into a delivered result and an exit code, `maybe_acquire_lock`
 keeps two runs of one check apart, `run_config` gives a check the configuration of
-its run, and `EXITCODE_MAPS` maps statuses to exit codes.
+its run, `EXITCODE_MAPS` maps statuses to exit codes, and `Range` reads and applies
+Nagios threshold ranges (`10`, `10:`, `~:10`, `10:20`, `@10:20`).
 """
 
 from accre_monitor.api import complete_check
 from accre_monitor.context import run_config
 from accre_monitor.locking import maybe_acquire_lock
+from accre_monitor.range import Range
 from accre_monitor.registry import monitor_command
 from accre_monitor.status import CRITICAL, EXITCODE_MAPS, OK, UNKNOWN, WARNING
 
@@ -17,6 +19,7 @@ __all__ = [
     "EXITCODE_MAPS",
     "OK",
     "UNKNOWN",
+    "Range",
     "WARNING",
     "complete_check",
     "maybe_acquire_lock",

@@ -1,7 +1,12 @@
 """The result record: what one run of one check produced, in the shape every output receives.
 
-`{"id", "node", "date", "name", "status", "data", "runtime"}` plus `"short"` and `"long"`
-when the check gave them. `id` makes every delivery idempotent downstream.
+`{"id", "node", "date", "name", "status", "data", "runtime"}` plus `"short"`, `"long"` and
+`"perf"` when the check gave them. `id` makes every delivery idempotent downstream.
+
+A check returns `(status, data[, short[, long[, perf]]])`. `perf` holds hints for the
+performance data derived from `data` (units, the thresholds used, list item labels):
+`{"$": {"labels": ["load1", "load5", "load15"]}, "load1": {"warn": Range("~:4")}}`;
+accre_monitor/perfdata.py documents the paths and hint keys.
 """
 
 from __future__ import annotations
@@ -9,6 +14,8 @@ from __future__ import annotations
 import os
 import time
 
+# Imported before a check's process is forked: in the child, an import costs several times more.
+from accre_monitor.perfdata import normalize_hints
 from accre_monitor.status import UNKNOWN, normalize_status
 
 TYPE_CHECKING = False
@@ -71,12 +78,12 @@ def _refuse(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def normalize_return(retval: Any) -> tuple[str, Any, str | None, str | None]:
-    """Validate a check's return value: (status, data[, short[, long]]) with plain JSON data."""
-    if not isinstance(retval, (tuple, list)) or not 2 <= len(retval) <= 4:
+def normalize_return(retval: Any) -> tuple[str, Any, str | None, str | None, dict | None]:
+    """Validate a check's return value: (status, data[, short[, long[, perf]]]), plain JSON."""
+    if not isinstance(retval, (tuple, list)) or not 2 <= len(retval) <= 5:
         kind = f"a {len(retval)}-tuple" if isinstance(retval, tuple) else type(retval).__name__
-        raise BadReturn(f"check returned {kind}; expected (status, data[, short[, long]])")
-    status, data, short, long = (*retval, None, None)[:4]
+        raise BadReturn(f"check returned {kind}; expected (status, data[, short[, long[, perf]]])")
+    status, data, short, long, perf = (*retval, None, None, None)[:5]
     try:
         status = normalize_status(status)
     except ValueError as exc:
@@ -91,7 +98,12 @@ def normalize_return(retval: Any) -> tuple[str, Any, str | None, str | None]:
         raise BadReturn(f"check returned data that cannot be serialized: {exc}") from None
     short = None if short is None else clean_text(short)
     long = None if long is None else clean_text(long)
-    return status, data, short, long
+    if perf is not None:
+        try:
+            perf = normalize_hints(perf)
+        except (TypeError, ValueError) as exc:
+            raise BadReturn(f"check returned bad performance data hints: {exc}") from None
+    return status, data, short, long, perf
 
 
 def _plain(value: Any, depth: int) -> Any:
@@ -150,6 +162,8 @@ def build_record(
     data: Any,
     short: str | None = None,
     long: str | None = None,
+    perf: dict[str, Any] | None = None,
+    *,
     runtime: float | None = None,
     node: str | None = None,
     date: str | None = None,
@@ -168,12 +182,14 @@ def build_record(
         record["short"] = short
     if long is not None:
         record["long"] = long
+    if perf is not None:
+        record["perf"] = perf
     return record
 
 
 def failure_result(message: str, details: dict[str, Any], long: str | None = None) -> tuple:
-    """The (status, data, short, long) of a check that could not produce its own result."""
-    return UNKNOWN, {"error": message, **details}, f"UNKNOWN: {message}", long
+    """The (status, data, short, long, perf) of a check that could not produce its own result."""
+    return UNKNOWN, {"error": message, **details}, f"UNKNOWN: {message}", long, None
 
 
 def exception_result(exc: BaseException, traceback_text: str | None = None) -> tuple:
@@ -194,7 +210,7 @@ def record_from_return(
 ) -> Record:
     """A record from a raw return value; anything invalid becomes an UNKNOWN record saying why."""
     try:
-        status, data, short, long = normalize_return(retval)
+        result = normalize_return(retval)
     except BadReturn as exc:
-        status, data, short, long = failure_result(str(exc), {"returned": safe_repr(retval)})
-    return build_record(name, status, data, short, long, runtime, node)
+        result = failure_result(str(exc), {"returned": safe_repr(retval)})
+    return build_record(name, *result, runtime=runtime, node=node)

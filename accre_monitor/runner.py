@@ -44,7 +44,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    Result = tuple[str, Any, str | None, str | None]
+    Result = tuple[str, Any, str | None, str | None, dict | None]
     from accre_monitor.registry import CheckFunction
 
 
@@ -186,24 +186,27 @@ def _open_std_fds() -> None:
 
 
 def decode_result(payload: bytes) -> Result:
-    """The (status, data, short, long) the child sent, or UNKNOWN saying it cannot be read."""
+    """The (status, data, short, long, perf) the child sent, or UNKNOWN saying it cannot be
+    read."""
     import json
 
     from accre_monitor.status import STATUSES
 
     try:
-        status, data, short, long = json.loads(payload)
+        status, data, short, long, perf = json.loads(payload)
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         for text in (short, long):
             if text is not None and not isinstance(text, str):
                 raise ValueError(f"text of type {type(text).__name__}")
+        if perf is not None and not isinstance(perf, dict):
+            raise ValueError(f"performance data hints of type {type(perf).__name__}")
     except Exception as exc:  # noqa: BLE001 - whatever arrived, the run must report
         return failure_result(
             f"check process sent a result that cannot be decoded: {type(exc).__name__}",
             {"reason": clean_text(str(exc))[:1000], "received_bytes": len(payload)},
         )
-    return status, data, short, long
+    return status, data, short, long, perf
 
 
 def _child(

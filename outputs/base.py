@@ -21,6 +21,19 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+def write_stdout(text: str) -> None:
+    """Write `text` to stdout as UTF-8, whatever the locale says: a result must reach Nagios
+    even under `LANG=C` or a Latin-1 terminal (NRPE reads bytes, not characters)."""
+    import sys
+
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:  # replaced by a text-only stream (tests, embedding programs)
+        sys.stdout.write(text)
+        return
+    sys.stdout.flush()
+    buffer.write(text.encode("utf-8", "replace"))
+
+
 class Output:
     """Base class. Subclasses set `synchronous` and `settings_keys`, and implement their half.
 

@@ -5,6 +5,7 @@ import re
 import orjson
 import pytest
 
+from accre_monitor import Range
 from accre_monitor.record import (
     MAX_DEPTH,
     BadReturn,
@@ -38,7 +39,9 @@ def test_dates_are_iso_8601_with_a_utc_offset():
 
 
 def test_a_record_has_the_documented_fields_in_order():
-    record = build_record("disk", "WARNING", {"used": 85}, "DISK WARNING", None, 0.5, "web01")
+    record = build_record(
+        "disk", "WARNING", {"used": 85}, "DISK WARNING", None, runtime=0.5, node="web01"
+    )
     assert list(record) == ["id", "node", "date", "name", "status", "data", "runtime", "short"]
     assert record["node"] == "web01"
     assert record["runtime"] == 0.5
@@ -53,9 +56,13 @@ def test_the_node_defaults_to_the_short_host_name():
 @pytest.mark.parametrize(
     ("retval", "expected"),
     [
-        (("ok", [1, 2]), ("OK", [1, 2], None, None)),
-        (("Warning", {"a": (1, 2)}, "short"), ("WARNING", {"a": [1, 2]}, "short", None)),
-        (["CRITICAL", None, "s", "l\nm"], ("CRITICAL", None, "s", "l\nm")),
+        (("ok", [1, 2]), ("OK", [1, 2], None, None, None)),
+        (("Warning", {"a": (1, 2)}, "short"), ("WARNING", {"a": [1, 2]}, "short", None, None)),
+        (["CRITICAL", None, "s", "l\nm"], ("CRITICAL", None, "s", "l\nm", None)),
+        (
+            ("OK", {"a": 1}, None, None, {"a": {"uom": "%", "crit": Range("@90:"), "min": None}}),
+            ("OK", {"a": 1}, None, None, {"a": {"uom": "%", "crit": "@90:"}}),
+        ),
     ],
 )
 def test_valid_returns_are_normalized(retval, expected):
@@ -67,7 +74,13 @@ def test_valid_returns_are_normalized(retval, expected):
     [
         ("OK", "expected \\(status, data"),
         (("OK",), "1-tuple"),
-        (("OK", 1, "s", "l", "extra"), "5-tuple"),
+        (("OK", 1, "s", "l", {}, "extra"), "6-tuple"),
+        (("OK", 1, "s", "l", "extra"), "hints must be a mapping"),
+        (("OK", 1, None, None, {"a": {"unit": "s"}}), "unknown keys unit"),
+        (("OK", 1, None, None, {"a": {"uom": "seconds"}}), "uom for 'a' must be one of"),
+        (("OK", 1, None, None, {"a": {"warn": "5:1"}}), "start is greater than end"),
+        (("OK", 1, None, None, {"a": {"max": "100"}}), "max for 'a' must be a finite number"),
+        (("OK", 1, None, None, {"a": {"labels": [1, 2]}}), "labels for 'a' must be"),
         (None, "NoneType"),
         (("FINE", 1), "unknown status 'FINE'"),
         ((0, 1), "unknown status 0"),
@@ -81,6 +94,13 @@ def test_valid_returns_are_normalized(retval, expected):
 def test_invalid_returns_are_refused_with_a_reason(retval, message):
     with pytest.raises(BadReturn, match=message):
         normalize_return(retval)
+
+
+def test_a_record_carries_performance_data_hints_only_when_the_check_gave_them():
+    hinted = record_from_return("load", ("OK", [0.5], None, None, {"$": {"labels": ["load1"]}}))
+    assert hinted["perf"] == {"$": {"labels": ["load1"]}}
+    assert "perf" not in record_from_return("load", ("OK", [0.5]))
+    json.dumps(hinted)
 
 
 def test_an_invalid_return_becomes_an_unknown_record_saying_why():
@@ -100,7 +120,7 @@ def nested(depth):
 
 
 def test_data_as_deep_as_allowed_is_kept_and_every_output_can_encode_it():
-    _, data, _, _ = normalize_return(("OK", {"deep": nested(MAX_DEPTH - 1)}))
+    _, data, _, _, _ = normalize_return(("OK", {"deep": nested(MAX_DEPTH - 1)}))
     record = build_record("deep", "OK", data)
     assert orjson.loads(orjson.dumps(record)) == json.loads(to_json(record)) == record
 
@@ -127,7 +147,7 @@ def test_deep_data_becomes_an_unknown_record_with_a_short_repr():
 
 def test_lone_surrogates_in_data_and_texts_become_replacement_characters():
     odd = os.fsdecode(b"scratch-\xff\xfe")
-    status, data, short, long = normalize_return(
+    status, data, short, long, _ = normalize_return(
         ("OK", {odd: [odd, ("x", odd)], "ok": "caf\u00e9"}, odd, "long " + odd)
     )
     clean = "scratch-\ufffd\ufffd"
@@ -138,7 +158,7 @@ def test_lone_surrogates_in_data_and_texts_become_replacement_characters():
 
 def test_an_exception_message_with_lone_surrogates_becomes_valid_text():
     exc = FileNotFoundError(os.fsdecode(b"/scratch/\xff"))
-    status, data, short, long = exception_result(exc, "Traceback: " + os.fsdecode(b"\xff"))
+    status, data, short, long, _ = exception_result(exc, "Traceback: " + os.fsdecode(b"\xff"))
     assert data["message"] == "/scratch/\ufffd"
     assert short == "UNKNOWN: check raised FileNotFoundError: /scratch/\ufffd"
     assert long == "Traceback: \ufffd"
@@ -151,7 +171,7 @@ class Unprintable(Exception):
 
 
 def test_an_exception_that_cannot_be_printed_is_still_reported():
-    _, data, short, _ = exception_result(Unprintable())
+    _, data, short, _, _ = exception_result(Unprintable())
     assert data["exception"] == "Unprintable"
     assert short.startswith("UNKNOWN: check raised Unprintable: ")
 

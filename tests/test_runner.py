@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from accre_monitor import Range
 from accre_monitor.record import MAX_DEPTH
 from accre_monitor.runner import decode_result, run_guarded, run_in_process
 
@@ -48,9 +49,13 @@ def returns_tuple_data(opts):
     return "ok", (1, 2.5, {"k": (3,)}), "short", "long"
 
 
+def returns_perf_hints(opts):
+    return "OK", {"load": 0.5}, "short", None, {"load": {"warn": Range.alert_above(3)}}
+
+
 @pytest.mark.parametrize("timeout", [0, 5])
 def test_a_check_that_raises_is_unknown_with_the_exception_and_traceback(timeout):
-    (status, data, short, long), _ = run_guarded(raises, {}, timeout)
+    (status, data, short, long, _), _ = run_guarded(raises, {}, timeout)
     assert status == "UNKNOWN"
     assert data["exception"] == "RuntimeError"
     assert data["message"] == "disk on fire"
@@ -60,7 +65,7 @@ def test_a_check_that_raises_is_unknown_with_the_exception_and_traceback(timeout
 
 @pytest.mark.parametrize("timeout", [0, 5])
 def test_a_check_returning_garbage_is_unknown(timeout):
-    (status, data, _, _), _ = run_guarded(returns_garbage, {}, timeout)
+    (status, data, _, _, _), _ = run_guarded(returns_garbage, {}, timeout)
     assert status == "UNKNOWN"
     assert "expected (status, data" in data["error"]
 
@@ -68,13 +73,19 @@ def test_a_check_returning_garbage_is_unknown(timeout):
 @pytest.mark.parametrize("timeout", [0, 5])
 def test_a_valid_result_comes_back_normalized(timeout, exit_watch):
     result, runtime = run_guarded(returns_tuple_data, {}, timeout)
-    assert result == ("OK", [1, 2.5, {"k": [3]}], "short", "long")
+    assert result == ("OK", [1, 2.5, {"k": [3]}], "short", "long", None)
     assert runtime >= 0
+
+
+@pytest.mark.parametrize("timeout", [0, 5])
+def test_performance_data_hints_come_back_as_plain_json(timeout):
+    result, _ = run_guarded(returns_perf_hints, {}, timeout)
+    assert result == ("OK", {"load": 0.5}, "short", None, {"load": {"warn": "~:3"}})
 
 
 def test_a_check_that_hangs_is_stopped_at_its_timeout(exit_watch):
     started = time.monotonic()
-    (status, data, short, _), runtime = run_guarded(sleeps, {"seconds": 30}, 0.5)
+    (status, data, short, _, _), runtime = run_guarded(sleeps, {"seconds": 30}, 0.5)
     assert time.monotonic() - started < 5
     assert status == "UNKNOWN"
     assert short == "UNKNOWN: timed out after 0.5 s"
@@ -116,13 +127,13 @@ def test_an_interrupted_run_takes_its_check_process_down(tmp_path):
 
 
 def test_a_check_that_exits_is_unknown():
-    (status, data, _, _), _ = run_guarded(exits, {}, 5)
+    (status, data, _, _, _), _ = run_guarded(exits, {}, 5)
     assert status == "UNKNOWN"
     assert data["exception"] == "SystemExit"
 
 
 def test_a_check_process_that_dies_is_unknown(exit_watch):
-    (status, data, short, _), _ = run_guarded(dies, {}, 5)
+    (status, data, short, _, _), _ = run_guarded(dies, {}, 5)
     assert status == "UNKNOWN"
     assert "ended without a result (exit status 9)" in short
 
@@ -168,7 +179,7 @@ def test_a_stderr_nobody_reads_cannot_keep_the_run_past_its_timeout(exit_watch):
     os.dup2(write_fd, 2)  # a pipe that fills up and is never read
     try:
         started = time.monotonic()
-        (status, _, short, _), _ = run_guarded(floods_stderr, {"size": 1 << 20}, 1)
+        (status, _, short, _, _), _ = run_guarded(floods_stderr, {"size": 1 << 20}, 1)
         elapsed = time.monotonic() - started
     finally:
         os.dup2(saved, 2)
@@ -181,11 +192,14 @@ def test_a_stderr_nobody_reads_cannot_keep_the_run_past_its_timeout(exit_watch):
 def starts_a_daemon(opts):
     """Fork a process that lives until the test closes its end of the `release` pipe."""
     release_r, release_w = opts["release"]
+    started_r, started_w = os.pipe()
     if os.fork() == 0:
         os.close(release_w)
-        print("daemon started")
+        print("daemon started", flush=True)
+        os.write(started_w, b"!")  # said it while the check still runs
         os.read(release_r, 1)
         os._exit(0)
+    os.read(started_r, 1)
     if opts.get("then_die"):
         os._exit(9)
     return "OK", "daemon started"
@@ -204,13 +218,15 @@ def test_a_check_that_leaves_a_daemon_running_returns_at_once(release, capfd, ex
     started = time.monotonic()
     result, _ = run_guarded(starts_a_daemon, {"release": release}, 10)
     assert time.monotonic() - started < 5
-    assert result == ("OK", "daemon started", None, None)
+    assert result == ("OK", "daemon started", None, None, None)
     assert "daemon started" in capfd.readouterr().err
 
 
 def test_a_check_that_dies_leaving_a_daemon_is_unknown_at_once(release, exit_watch):
     started = time.monotonic()
-    (status, _, short, _), _ = run_guarded(starts_a_daemon, {"release": release, "then_die": 1}, 10)
+    (status, _, short, _, _), _ = run_guarded(
+        starts_a_daemon, {"release": release, "then_die": 1}, 10
+    )
     assert time.monotonic() - started < 5
     assert status == "UNKNOWN"
     assert "ended without a result (exit status 9)" in short
@@ -231,7 +247,9 @@ def killed_while_writing(opts):
 
 
 def test_a_check_killed_while_writing_its_result_is_unknown(exit_watch):
-    (status, data, short, _), _ = run_guarded(killed_while_writing, {"runner_pid": os.getpid()}, 10)
+    (status, data, short, _, _), _ = run_guarded(
+        killed_while_writing, {"runner_pid": os.getpid()}, 10
+    )
     assert status == "UNKNOWN"
     assert short == "UNKNOWN: check process ended with an incomplete result (killed by signal 9)"
     assert 0 < data["received_bytes"] < 100_000
@@ -250,7 +268,7 @@ def test_a_check_killed_while_writing_its_result_is_unknown(exit_watch):
     ],
 )
 def test_a_payload_that_cannot_be_decoded_is_unknown_saying_so(payload, reason):
-    status, data, short, _ = decode_result(payload)
+    status, data, short, _, _ = decode_result(payload)
     assert status == "UNKNOWN"
     assert short == f"UNKNOWN: check process sent a result that cannot be decoded: {reason}"
     assert data["received_bytes"] == len(payload)
@@ -258,11 +276,12 @@ def test_a_payload_that_cannot_be_decoded_is_unknown_saying_so(payload, reason):
 
 
 def test_a_decodable_payload_is_the_result():
-    assert decode_result(b'["WARNING", {"a": [1]}, "s", null]') == (
+    assert decode_result(b'["WARNING", {"a": [1]}, "s", null, {"a": {"uom": "s"}}]') == (
         "WARNING",
         {"a": [1]},
         "s",
         None,
+        {"a": {"uom": "s"}},
     )
 
 
@@ -273,7 +292,7 @@ def undecodable_names(opts):
 
 @pytest.mark.parametrize("timeout", [0, 5])
 def test_lone_surrogates_come_back_replaced(timeout):
-    (status, data, short, long), _ = run_guarded(undecodable_names, {}, timeout)
+    (status, data, short, long, _), _ = run_guarded(undecodable_names, {}, timeout)
     name = "caf\ufffd-\ufffd"
     assert (status, data, short, long) == ("OK", {name: [name]}, f"found {name}", f"long {name}")
 
@@ -287,7 +306,7 @@ def nests(opts):
 
 @pytest.mark.parametrize("timeout", [0, 5])
 def test_data_nested_too_deep_is_unknown_saying_so(timeout):
-    (status, data, short, _), _ = run_guarded(nests, {"depth": 1100}, timeout)
+    (status, data, short, _, _), _ = run_guarded(nests, {"depth": 1100}, timeout)
     assert status == "UNKNOWN"
     assert short == f"UNKNOWN: check returned data nested deeper than {MAX_DEPTH} levels"
     assert data["returned"].startswith("('OK', [[[")
@@ -299,7 +318,7 @@ def raises_with_surrogates(opts):
 
 @pytest.mark.parametrize("timeout", [0, 5])
 def test_an_exception_message_with_surrogates_is_reported(timeout):
-    (status, data, short, long), _ = run_guarded(raises_with_surrogates, {}, timeout)
+    (status, data, short, long, _), _ = run_guarded(raises_with_surrogates, {}, timeout)
     assert status == "UNKNOWN"
     assert data["message"] == "cannot read /scratch/\ufffd"
     assert short == "UNKNOWN: check raised OSError: cannot read /scratch/\ufffd"
@@ -307,4 +326,4 @@ def test_an_exception_message_with_surrogates_is_reported(timeout):
 
 
 def test_in_process_runs_pass_the_options():
-    assert run_in_process(lambda opts: ("OK", opts), {"a": 1}) == ("OK", {"a": 1}, None, None)
+    assert run_in_process(lambda opts: ("OK", opts), {"a": 1}) == ("OK", {"a": 1}, None, None, None)
