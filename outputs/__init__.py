@@ -125,15 +125,18 @@ def create_output(
 def build_output(name: str, config: Any) -> Any:
     """The output `name` configured from `[outputs.SECTION]` of `config`; its local state (if
     it keeps any) lives next to the spool."""
-    import os
-
     section = section_of(name)
+    state_dir = None
+    if not is_synchronous(name):  # (the spool's settings are not worked out for stdout runs)
+        import os
+
+        state_dir = os.path.dirname(config.spool["path"])
     return create_output(
         name,
         config.output_section(section),
         section=section,
         source=config.path,
-        state_dir=os.path.dirname(config.spool["path"]),
+        state_dir=state_dir,
     )
 
 
