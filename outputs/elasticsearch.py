@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 
 FLAT_FIELD = "data_flat"
 TEMPLATE_PRIORITY = 200  # above the built-in logs-*-*/metrics-*-* templates (100)
-TEMPLATE_VERSION = 1
+TEMPLATE_VERSION = 2
 MAPPINGS: dict[str, Any] = {
     "dynamic": False,
     "properties": {
@@ -73,6 +73,8 @@ MAPPINGS: dict[str, Any] = {
         "short": {"type": "text"},
         "long": {"type": "text"},
         "data": {"type": "object", "enabled": False},
+        # performance data hints: kept with the record, never a source of mapping conflicts
+        "perf": {"type": "object", "enabled": False},
         # long values stay in _source but are not indexed (Lucene refuses terms over 32 kB)
         FLAT_FIELD: {"type": "flattened", "ignore_above": 1024, "depth_limit": 50},
     },

@@ -70,6 +70,7 @@ class NscaOutput(RemoteOutput):
         "max_age": 25.0,
         "hosts": {},
         "services": {},
+        "payload": "json",  # after the `|`: the record as JSON, or "perfdata" for graphs
     }
 
     ordered = True
@@ -95,6 +96,11 @@ class NscaOutput(RemoteOutput):
         self.encryption = self._encryption(bool(password))
         self.hosts = self._names("hosts", wire.HOST_SIZE)
         self.services = self._names("services", wire.SERVICE_SIZE)
+        from accre_monitor.outputs.nagios import PAYLOADS
+
+        self.payload = self.settings.get("payload")
+        if self.payload not in PAYLOADS:
+            raise self._bad("payload", 'must be "json" or "perfdata"')
 
     def _encryption(self, has_password: bool) -> int:
         value = self.settings.get("encryption")
@@ -139,7 +145,7 @@ class NscaOutput(RemoteOutput):
         service = checked_name("service", self.services.get(check, check), wire.SERVICE_SIZE)
         # a plugin's final newline ends its output, it is not part of it; a NUL would end
         # the daemon's copy of the field early
-        text = render(record).rstrip("\n").replace("\0", "")
+        text = render(record, payload=self.payload).rstrip("\n").replace("\0", "")
         output = wire.cut_utf8(text.encode("utf-8", "replace"), self.max_output - 1)
         return Result(record_time(record), RETURN_CODES[status], host, service, output)
 

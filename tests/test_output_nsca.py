@@ -387,3 +387,19 @@ def test_nagios_shows_the_passive_result_in_its_status_file(make_output):
         assert fields["plugin_output"] == "DISK CRITICAL - / 85%"
         assert rec["id"] in fields["performance_data"]
         assert fields["long_plugin_output"] == "/scratch 99%\\n/home 97%"
+
+
+def test_performance_data_can_follow_the_pipe_instead_of_the_record(plain_daemon, make_output):
+    output = make_output(plain_daemon, payload="perfdata")
+    rec = record(perf={"/": {"uom": "%", "warn": "80", "crit": "90"}})
+    assert output.deliver([rec], 2.0)[0].state == DELIVERED
+    [(_, _, _, _, text)] = flushed(plain_daemon)
+    assert text == escaped(render(rec, payload="perfdata").rstrip("\n"))
+    assert text.endswith("| /=85%;80;90")
+
+
+def test_an_unknown_payload_is_a_clear_setting_error(make_output):
+    with pytest.raises(
+        ConfigError, match='outputs.nagios-nsca.payload must be "json" or "perfdata"'
+    ):
+        make_output(payload="xml")
