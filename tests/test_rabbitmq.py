@@ -516,3 +516,19 @@ def test_a_publish_to_a_broker_that_hangs_mid_way_ends_at_its_deadline(cli, brok
         broker.resume()
         publisher.close()
         node.close()
+
+
+def test_the_shipper_logs_one_json_line_per_batch_when_asked(node_factory, redis_store):
+    node = node_factory(redis_store.section())
+    node.cli.env["ACCRE_MONITOR_LOG_FORMAT"] = "json"
+    ids = [node.run()[0]["id"] for _ in range(3)]
+    shipper = node.ship()
+    wait_until(lambda: sorted(redis_store.stored_ids()) == sorted(ids), what="stored")
+    shipper.wait_for('"event": "batch"')
+    assert shipper.stop() == 0
+    lines = [json.loads(line) for line in shipper.text().splitlines()]
+    batches = [line for line in lines if line["event"] == "batch"]
+    assert sum(b["delivered"] for b in batches) == 3
+    assert all(b["output"] == "redis" and b["seconds"] >= 0 for b in batches)
+    assert any(line["event"] == "connected to the broker" for line in lines)
+    assert all("guest:guest" not in json.dumps(line) for line in lines)
