@@ -26,6 +26,19 @@ if TYPE_CHECKING:
         def close(self) -> None: ...
 
 
+def record_bytes(record: dict[str, Any]) -> bytes:
+    """The record's compact JSON through the standard library's encoder: a run that only
+    spools (or publishes) one record need not pay for importing orjson."""
+    from accre_monitor.record import to_json
+
+    try:
+        return to_json(record).encode()
+    except (TypeError, ValueError):  # not from a check of ours: the pipeline's codec
+        from accre_monitor.codec import encode
+
+        return encode(record)
+
+
 class Destination:
     """An output (by name) and the filter stages in front of it.
 

@@ -14,18 +14,19 @@ a shipper on the node delivers.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import Any
 
 from accre_monitor import log
-from accre_monitor.codec import decode, encode
 from accre_monitor.errors import ConfigError
 from accre_monitor.outcome import DELIVERED, EXPIRED, REJECTED, RETRY, Outcome
+from accre_monitor.pipeline.bus import record_bytes
 from accre_monitor.pipeline.interruption import interrupt_on_sigterm
 from accre_monitor.pipeline.spool import Spool
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
     from accre_monitor.pipeline.bus import Destination
 
 # (record id, output, body, error, state, retry_after)
@@ -57,6 +58,8 @@ def drain(
     """Deliver up to `limit` spooled entries for `output`, oldest first, in batches, until
     `deadline` (time.monotonic()); yields (delivered, retried, dead, expired) after each
     batch and stops at the first batch that delivered nothing (the store is down again)."""
+    from accre_monitor.codec import decode
+
     batch_size = batch_size or output.batch_size
     left = limit
     while left > 0:
@@ -89,7 +92,7 @@ class SpoolingDeliverer:
         self.spool = Spool.from_config(config)
 
     def deliver(self, record: dict[str, Any], destinations: list[Destination]) -> None:
-        body = encode(record)
+        body = record_bytes(record)
         spool_owed(
             self.spool,
             [(record["id"], d.name, body, None, RETRY, None) for d in destinations],
@@ -110,6 +113,8 @@ class InlineDeliverer:
         self.outputs: list[Any] = []
 
     def deliver(self, record: dict[str, Any], destinations: list[Destination]) -> None:
+        from accre_monitor.codec import encode
+
         deadline = time.monotonic() + self.budget
         body = encode(record)
         owed: list[Owed] = []

@@ -21,7 +21,7 @@ from typing import Any
 from accre_monitor import log
 from accre_monitor.outcome import DELIVERED, RETRY, Outcome, StoreUnavailable
 from accre_monitor.pipeline.amqp import BrokerUnavailable, connect, explain, load_pika
-from accre_monitor.pipeline.bus import Bus, Destination, emit_synchronous
+from accre_monitor.pipeline.bus import Bus, Destination, emit_synchronous, record_bytes
 from accre_monitor.pipeline.interruption import interrupt_on_sigterm
 from accre_monitor.pipeline.topology import declare, queue_specs, routing_key
 
@@ -166,7 +166,7 @@ class BrokerForwarder:
         outcomes: list[Outcome] = []
         for index, record in enumerate(records):
             try:
-                self.publisher.publish(record, message_body(record), deadline)
+                self.publisher.publish(record, record_bytes(record), deadline)
             except (BrokerUnavailable, Timeout) as exc:
                 if index == 0:
                     raise StoreUnavailable(str(exc)) from None
@@ -177,19 +177,6 @@ class BrokerForwarder:
 
     def close(self) -> None:
         self.publisher.close()
-
-
-def message_body(record: dict[str, Any]) -> bytes:
-    """The record's compact JSON (the standard library's: the command line need not pay for
-    importing orjson to publish one record)."""
-    from accre_monitor.record import to_json
-
-    try:
-        return to_json(record).encode()
-    except (TypeError, ValueError):  # not from a check of ours: take the pipeline's codec
-        from accre_monitor.codec import encode
-
-        return encode(record)
 
 
 def remote_outputs(config: Any) -> list[str]:
@@ -211,7 +198,7 @@ class RabbitBus(Bus):
     def publish(self, record: dict[str, Any]) -> None:
         if not emit_synchronous(record, self.destinations):
             return  # no remote output wants it: nothing to ship
-        body = message_body(record)
+        body = record_bytes(record)
         if not self.config.spool["inline"]:
             self._spool(record, body, None, attempts=0)
             return

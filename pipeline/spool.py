@@ -26,8 +26,6 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Iterator
-from typing import Any
 
 from accre_monitor import log
 from accre_monitor.errors import ConfigError
@@ -40,6 +38,11 @@ from accre_monitor.sqlite_files import (
     set_aside,
     transaction,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
 
 SCHEMA_VERSION = 2  # 2: queue.not_before
 SCHEMA = """

@@ -498,19 +498,20 @@ def test_a_broker_that_stops_answering_keeps_the_run_bounded(node_factory, redis
 
 def test_a_publish_to_a_broker_that_hangs_mid_way_ends_at_its_deadline(cli, broker):
     from accre_monitor.config import load_config
-    from accre_monitor.pipeline.rabbitmq_bus import Publisher, Timeout, message_body
+    from accre_monitor.pipeline.bus import record_bytes
+    from accre_monitor.pipeline.rabbitmq_bus import Publisher, Timeout
     from accre_monitor.record import build_record
 
     node = Node(cli, broker, '[outputs.redis]\nurl = "redis://127.0.0.1:1/0"\n')
     config = load_config(str(cli.config_path))
     publisher = Publisher(config, ["redis"])
     record = build_record("loadavg", "OK", [1, 2, 3])
-    publisher.publish(record, message_body(record), time.monotonic() + 5)  # connected
+    publisher.publish(record, record_bytes(record), time.monotonic() + 5)  # connected
     broker.pause()
     try:
         started = time.monotonic()
         with pytest.raises(Timeout):
-            publisher.publish(record, message_body(record), time.monotonic() + 1.0)
+            publisher.publish(record, record_bytes(record), time.monotonic() + 1.0)
         assert time.monotonic() - started < 2.0
     finally:
         broker.resume()
