@@ -344,6 +344,19 @@ class RabbitShipper:
         records = [m.record for m in deliverable]
         timeout = max(worker.output.timeout, 1.0) * (1 + len(records) // worker.output.batch_size)
         worker.future = self.pool.submit(worker.output.deliver, records, timeout)
+        worker.future.add_done_callback(self._waker())
+
+    def _waker(self) -> Any:
+        """A callback for a finished batch that ends the main thread's wait for broker
+        events at once, so that the batch is acked (and the prefetch window reopened) now
+        rather than at the end of the wait."""
+        connection = self.connection
+
+        def wake(future: Future) -> None:
+            with contextlib.suppress(Exception):  # the connection is closing: nothing to wake
+                connection.add_callback_threadsafe(_nothing)
+
+        return wake
 
     def _settle(self, worker: QueueWorker) -> None:
         future, worker.future = worker.future, None
@@ -444,6 +457,10 @@ class RabbitShipper:
         )
         self.channel.basic_ack(message.tag)
         log.warning("record dead-lettered", output=worker.name, reason=reason[:200])
+
+
+def _nothing() -> None:
+    """Run in the main thread by pika; its arrival alone is what matters."""
 
 
 def _is_connection_error(exc: BaseException) -> bool:
