@@ -392,15 +392,38 @@ class RabbitShipper:
         worker.down_since = None
         worker.failures = 0
         counts = [0, 0, 0, 0]
+        stored = []
         for message, outcome in zip(messages, outcomes, strict=True):
-            counts[self._settle_one(worker, message, outcome)] += 1
+            if outcome.state in (DELIVERED, EXPIRED):
+                stored.append(message.tag)
+                counts[0 if outcome.state == DELIVERED else 3] += 1
+            else:
+                counts[self._settle_one(worker, message, outcome)] += 1
+        self._ack(stored)
         _log_batch(worker.name, "broker", tuple(counts), seconds)
 
+    def _ack(self, tags: list[int]) -> None:
+        """Ack the messages `tags`: those below every other unacked message of the channel
+        with one `multiple` ack, the others one by one.
+
+        Each ack is a write to the socket (500 of them took 40 ms, twice what the batch took
+        in Redis). A `multiple` ack takes every unacked delivery up to its tag, so it may only
+        reach below the lowest message still held (buffered, or in another output's batch);
+        deliveries not yet handed to us all have higher tags than any we hold.
+        """
+        if not tags:
+            return
+        held = [m.tag for w in self.workers.values() for m in (*w.buffer, *w.inflight)]
+        lowest_held = min(held, default=None)
+        tags = sorted(tags)
+        below = tags if lowest_held is None else [t for t in tags if t < lowest_held]
+        if below:
+            self.channel.basic_ack(below[-1], multiple=len(below) > 1)
+        for tag in tags[len(below) :]:
+            self.channel.basic_ack(tag)
+
     def _settle_one(self, worker: QueueWorker, message: Message, outcome: Outcome) -> int:
-        """Ack, retry later or dead-letter one message; the index of its count."""
-        if outcome.state in (DELIVERED, EXPIRED):
-            self.channel.basic_ack(message.tag)
-            return 0 if outcome.state == DELIVERED else 3
+        """Retry later or dead-letter one message (acking it); the index of its count."""
         attempts = message.attempts + 1
         if outcome.state == REJECTED and attempts >= self.max_attempts:
             self._dead_letter(worker, message, outcome.error or "rejected", attempts)

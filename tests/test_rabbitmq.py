@@ -360,6 +360,32 @@ def test_a_store_slower_than_the_heartbeat_keeps_the_connection(node_factory):
         store.close()
 
 
+def test_acking_one_outputs_batch_never_acks_what_another_output_holds(node_factory, redis_store):
+    # one channel carries both queues, so their delivery tags interleave: the Redis batches
+    # are acked (several at once where that is safe) while the Elasticsearch records, whose
+    # store is down, are held unacked below them
+    store = ElasticsearchStore()
+    try:
+        store.down()
+        node = node_factory(redis_store.section() + store.section())
+        first = node.ship()
+        first.wait_for("connected to the broker")
+        ids = [node.run(outputs="stdout,redis,elasticsearch")[0]["id"] for _ in range(6)]
+        wait_until(lambda: sorted(redis_store.stored_ids()) == sorted(ids), what="Redis has all")
+        first.wait_for("store cannot take records")
+        first.kill()  # whatever it acked is gone from the queue for good
+        wait_until(
+            lambda: node.queue_depth("elasticsearch") == 6, what="every record back in the queue"
+        )
+        store.up()
+        second = node.ship()
+        wait_until(lambda: sorted(store.stored_ids()) == sorted(ids), what="Elasticsearch has all")
+        assert second.stop() == 0
+        assert sorted(redis_store.stored_ids()) == sorted(ids)
+    finally:
+        store.close()
+
+
 def test_several_shippers_share_the_queue(node_factory, redis_store):
     node = node_factory(redis_store.section())
     ids = [node.run()[0]["id"] for _ in range(30)]
