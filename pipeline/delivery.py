@@ -8,7 +8,8 @@ for the outputs that just took the fresh one, so a node heals itself after an ou
 any daemon running, and healing one store never starves another of the fresh record.
 
 With `[spool] inline = false` the run only spools (one local write, no client imported) and
-a shipper on the node delivers.
+a shipper on the node delivers. The codec (orjson) is imported only where a record is encoded
+or decoded here: the RabbitMQ bus spools the body it already has without it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from accre_monitor import log
-from accre_monitor.codec import decode, encode
 from accre_monitor.errors import ConfigError
 from accre_monitor.outcome import DELIVERED, REJECTED, RETRY, Outcome
 from accre_monitor.pipeline.interruption import interrupt_on_sigterm
@@ -57,6 +57,8 @@ def drain(
     """Deliver up to `limit` spooled entries for `output`, oldest first, in batches, until
     `deadline` (time.monotonic()); yields (delivered, retried, dead, expired) after each
     batch and stops at the first batch that delivered nothing (the store is down again)."""
+    from accre_monitor.codec import decode
+
     batch_size = batch_size or output.batch_size
     left = limit
     while left > 0:
@@ -89,6 +91,8 @@ class SpoolingDeliverer:
         self.spool = Spool.from_config(config)
 
     def deliver(self, record: dict[str, Any], destinations: list[Destination]) -> None:
+        from accre_monitor.codec import encode
+
         body = encode(record)
         spool_owed(
             self.spool,
@@ -110,6 +114,8 @@ class InlineDeliverer:
         self.outputs: list[Any] = []
 
     def deliver(self, record: dict[str, Any], destinations: list[Destination]) -> None:
+        from accre_monitor.codec import encode
+
         deadline = time.monotonic() + self.budget
         body = encode(record)
         owed: list[Owed] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import time
 import uuid
 
@@ -417,6 +418,40 @@ def test_no_broker_and_no_inline_delivery_the_cli_only_spools(cli, redis_store):
         shipper.kill()
     stored = redis_store.stored_ids()
     assert len(stored) == len(set(stored)) == 6
+
+
+SPOOL_ONLY_PROBE = """
+import sys
+from accre_monitor.cli import main
+sys.argv = ["accre-monitor", "--outputs", "stdout,redis", "loadavg"]
+try:
+    main()
+except SystemExit:
+    pass
+print(sorted(name for name in ("orjson", "pika", "redis") if name in sys.modules), file=sys.stderr)
+"""
+
+
+def test_spooling_for_the_broker_imports_no_codec_and_no_client(cli):
+    from servers import free_port
+
+    dead = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"
+    cli.write_config(
+        f'[bus]\nkind = "rabbitmq"\nurl = "{dead}"\n'
+        f'[spool]\npath = "{cli.tmp / "spool.db"}"\ninline = false\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", SPOOL_ONLY_PROBE],
+        capture_output=True,
+        text=True,
+        env=cli.env,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["name"] == "loadavg"
+    assert done.stderr.strip().splitlines()[-1] == "[]"
+    status = json.loads(cli.run("status", "--json", script="accre-pipeline").stdout)
+    assert status["outputs"]["broker"]["spooled"] == 1
 
 
 def test_the_broker_restarting_under_load_loses_nothing(cli, redis_store):
