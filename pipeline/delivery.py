@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 from accre_monitor import log
 from accre_monitor.errors import ConfigError
@@ -26,6 +25,8 @@ from accre_monitor.pipeline.spool import Spool
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from accre_monitor.pipeline.bus import Destination
 
 # (record id, output, body, error, state, retry_after)

@@ -24,15 +24,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import sqlite3
 import time
 from collections.abc import Iterator
-from typing import Any
 
 from accre_monitor import log
 from accre_monitor.errors import ConfigError
 from accre_monitor.outcome import DELIVERED, EXPIRED, REJECTED
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -217,6 +219,8 @@ class Spool:
                     raise
                 if time.monotonic() > deadline:
                     raise
+            import random
+
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 0.25)
 
@@ -354,6 +358,8 @@ class Spool:
 
     def backoff(self, attempts: int) -> float:
         """Seconds until the next attempt: exponential in `attempts`, capped, with jitter."""
+        import random  # here: a run that only spools a fresh record never needs it
+
         base = self.settings["backoff_base"] * 2 ** max(attempts - 1, 0)
         return min(base, self.settings["backoff_max"]) * (0.5 + random.random())
 
