@@ -23,7 +23,8 @@ fleet's message rate. A real fleet adds N x rate connections opened and closed p
 the broker (see benchmarks/rabbitmq.py for what one run costs the node).
 
 Usage: python benchmarks/load_simulation.py [--nodes 1000] [--rate 1] [--seconds 60]
-           [--shippers 1,2] [--publishers 8] [--venv DIR] [--broker URL] [--keep]
+           [--shippers 1,2] [--publishers 8] [--bus KEY=VALUE] [--venv DIR] [--broker URL]
+           [--keep]
 """
 
 from __future__ import annotations
@@ -86,13 +87,24 @@ def publisher_process(
     from accre_monitor.pipeline.rabbitmq_bus import Publisher, Timeout, message_body
     from accre_monitor.record import build_record
 
+    def result(node: int, k: int) -> dict[str, Any]:
+        name = CHECKS[(node + k) % len(CHECKS)]
+        status = "WARNING" if (node + k) % 20 == 0 else "OK"
+        load = [round((node % 100) / 10, 2), 0.5, 0.25]
+        return build_record(
+            name, status, load, f"{name.upper()} {status}", runtime=0.002, node=f"sim{node:05d}"
+        )
+
     publisher = Publisher(config_for({"bus": bus}), ["redis"])
+    # connected before the clock starts: one warm-up record, left out of the figures
+    warm_up = result(nodes[0], 0)
+    publisher.publish(warm_up, message_body(warm_up), time.monotonic() + 30)
     period = 1.0 / rate
     schedule = sorted(((i / node_count) * period, i) for i in nodes)
     behind: list[float] = []
     failed = 0
     published = 0
-    ready.put(number)
+    ready.put(warm_up["id"])
     go.wait()
     start = start_at.value
     with open(ids_path, "w") as ids:
@@ -103,16 +115,7 @@ def publisher_process(
                 if late < 0:
                     time.sleep(-late)  # the node's next result is not due yet
                 behind.append(max(late, 0.0))
-                name = CHECKS[(node + k) % len(CHECKS)]
-                status = "WARNING" if (node + k) % 20 == 0 else "OK"
-                record = build_record(
-                    name,
-                    status,
-                    [round((node % 100) / 10, 2), 0.5, 0.25],
-                    f"{name.upper()} {status}",
-                    runtime=0.002,
-                    node=f"sim{node:05d}",
-                )
+                record = result(node, k)
                 try:
                     publisher.publish(record, message_body(record), time.monotonic() + 5)
                 except (BrokerUnavailable, Timeout):
@@ -180,6 +183,22 @@ class Shipper:
 # -- one scenario -----------------------------------------------------------------------------
 
 
+def wait_for_depth(amqp: str, queue: str) -> int:
+    """Messages left in `queue` once the stopped shippers' unacked ones are back in it."""
+    watch = QueueWatch(amqp)
+    try:
+        deadline = time.monotonic() + 5
+        depth = watch.depth(queue)
+        while time.monotonic() < deadline:  # the broker requeues a closed channel's messages
+            time.sleep(0.1)
+            depth, previous = watch.depth(queue), depth
+            if depth == previous:
+                return depth
+        return depth
+    finally:
+        watch.close()
+
+
 def arrivals(client: Any) -> list[tuple[int, str, float]]:
     """(arrival ms, record id, record date in ms) of every entry of the history stream."""
     entries = []
@@ -205,7 +224,7 @@ def run_scenario(
     bus = {"kind": "rabbitmq", "url": amqp, "exchange": prefix, "queue_prefix": prefix}
     config = write_private(
         work / f"sim-{shippers}.toml",
-        bus_section(amqp, prefix)
+        bus_section(amqp, prefix, **settings(args.bus))
         + f'[spool]\npath = "{work / f"sim-{shippers}.db"}"\n'
         + f'[outputs.redis]\nurl = "{redis_url}"\nhistory_length = {2 * total + 10000}\n',
     )
@@ -245,8 +264,7 @@ def run_scenario(
             )
             worker.start()
             workers.append(worker)
-        for _ in workers:  # each has imported what it needs
-            ready.get(timeout=60)
+        warm_ups = {ready.get(timeout=60) for _ in workers}  # each connected, one published
         start_at.value = time.time() + 0.1
         go.set()
         note(f"{shippers} shipper(s): publishing {total:,} records over {args.seconds:.0f} s")
@@ -264,20 +282,23 @@ def run_scenario(
             published = sum(s["published"] for s in summaries)
             ended = max(s["ended"] for s in summaries)
             progress = (client.xlen(HISTORY), time.monotonic())
-            while client.xlen(HISTORY) < published:  # the shippers catch up, or stall
+            expected = published + len(warm_ups)
+            while client.xlen(HISTORY) < expected:  # the shippers catch up, or stall
                 deepest = max(deepest, watch.depth(queue))
                 stored = client.xlen(HISTORY)
                 if stored != progress[0]:
                     progress = (stored, time.monotonic())
                 elif time.monotonic() - progress[1] > args.stall:
-                    note(f"no progress for {args.stall:.0f} s: {stored}/{published} stored")
+                    note(f"no progress for {args.stall:.0f} s: {stored}/{expected} stored")
                     break
                 time.sleep(0.2)
         finally:
             watch.close()
-        wall = time.time() - start_at.value
+        started = start_at.value
+        wall = time.time() - started
         cpu = sum(s.cpu_seconds() for s in running) - cpu_before
         codes = [s.stop() for s in running]
+        left = wait_for_depth(amqp, queue)
     finally:
         for shipper in running:
             shipper.kill()
@@ -291,7 +312,7 @@ def run_scenario(
     confirmed = set()
     for number in range(args.publishers):
         confirmed.update((work / f"sim-{shippers}-ids-{number}.txt").read_text().split())
-    entries = arrivals(client)
+    entries = [e for e in arrivals(client) if e[1] not in warm_ups]
     client.close()
     stored_ids = [record_id for _, record_id, _ in entries]
     lags = [(arrived - date) / 1000 for arrived, _, date in entries]
@@ -305,7 +326,8 @@ def run_scenario(
         "lost": len(confirmed - set(stored_ids)),
         "twice": len(stored_ids) - len(set(stored_ids)),
         "unknown": len(set(stored_ids) - confirmed),
-        "published_rate": len(confirmed) / args.seconds,
+        "left": left,
+        "published_rate": len(confirmed) / (ended - started),
         "stored_rate": len(entries) / span if span else 0.0,
         "lag": [percentile(lags, 0.5), percentile(lags, 0.99), max(lags)] if lags else [0] * 3,
         "deepest": deepest,
@@ -314,6 +336,21 @@ def run_scenario(
         "drained_after": entries[-1][0] / 1000 - ended if entries else 0.0,
         "cpu": cpu / wall,
     }
+
+
+def settings(pairs: list[str]) -> dict[str, Any]:
+    """`--bus KEY=VALUE` options as `[bus]` settings (numbers as numbers)."""
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        try:
+            result[key] = int(value)
+        except ValueError:
+            try:
+                result[key] = float(value)
+            except ValueError:
+                result[key] = value
+    return result
 
 
 # -- main -------------------------------------------------------------------------------------
@@ -325,9 +362,10 @@ def print_results(args: Any, rows: list[dict], loads: list[str]) -> None:
         f"{'twice':>5} {'pub/s':>7} {'stored/s':>8} {'lag p50':>8} {'p99':>7} {'max':>7} "
         f"{'backlog':>7} {'CPU':>5}"
     )
+    tuned = f" ([bus] {', '.join(args.bus)})" if args.bus else ""
     print(
         f"{args.nodes} simulated nodes x {args.rate:g} result/s for {args.seconds:g} s, "
-        f"published from {args.publishers} processes, delivered to Redis\n"
+        f"published from {args.publishers} processes, delivered to Redis{tuned}\n"
     )
     print(head)
     for r in rows:
@@ -343,12 +381,14 @@ def print_results(args: Any, rows: list[dict], loads: list[str]) -> None:
         print(
             f"{r['shippers']} shipper(s): publishers at most {r['behind_max']:.2f} s behind "
             f"their schedule (p99 {r['behind_p99']:.3f} s); {r['failed']} publishes not "
-            f"confirmed; {r['unknown']} stored ids never confirmed; the last record stored "
-            f"{r['drained_after']:.2f} s after the last publish"
+            f"confirmed; {r['unknown']} stored ids never confirmed; {r['left']} left in the "
+            f"queue; the last record stored {r['drained_after']:.2f} s after the last publish"
         )
     print(
         "\nlost = confirmed by the broker and not in Redis (must be 0); twice = stored more "
-        "than once; lag = arrival in Redis (stream entry id) - the record's date; backlog = "
+        "than once; pub/s = confirmed / time from the start to the last confirmation; "
+        "stored/s = stored / the span of their arrivals; lag = arrival in Redis (stream "
+        "entry id) - the record's date (set as it is published); backlog = "
         "most messages ready in the queue (sampled each second); CPU = the shippers' CPU "
         "time / wall time, in cores.\n"
         "The simulated nodes keep their connections open: a real node opens one per run, "
@@ -368,6 +408,13 @@ def main() -> None:
     parser.add_argument("--shippers", default="1,2", help="a scenario per count (1,2)")
     parser.add_argument("--publishers", type=int, default=8, help="publishing processes (8)")
     parser.add_argument("--stall", type=float, default=60.0, help="give up after no progress")
+    parser.add_argument(
+        "--bus",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a [bus] setting for the shippers, e.g. batch_wait=0.25 (repeatable)",
+    )
     parser.add_argument("--venv", help="reuse this virtualenv (with the package installed)")
     parser.add_argument("--broker", help="use this AMQP URL instead of a private RabbitMQ")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")

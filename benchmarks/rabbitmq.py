@@ -92,6 +92,21 @@ db.execute("INSERT INTO queue (id, body) VALUES (?, ?)", (os.urandom(16).hex(), 
 db.execute("COMMIT")
 db.close()
 """
+# the same into a database with the spool's own schema (two indexes, AUTOINCREMENT)
+SQLITE_SPOOL_INSERT = """
+import os, sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("PRAGMA journal_mode=WAL")
+db.execute("PRAGMA synchronous=FULL")
+db.execute("BEGIN IMMEDIATE")
+db.execute(
+    "INSERT OR IGNORE INTO queue (record_id, output, body, created, attempts, next_attempt)"
+    " VALUES (?, 'broker', ?, 0, 0, 0)",
+    (os.urandom(16).hex(), sys.argv[2]),
+)
+db.execute("COMMIT")
+db.close()
+"""
 
 
 def make_records(count: int, node_count: int = 200) -> list[dict[str, Any]]:
@@ -178,10 +193,16 @@ def bench_cli(work: Path, bindir: Path, env: dict, amqp: str, redis_url: str, ru
         work / "cli-inprocess.toml",
         f'[spool]\npath = "{work / "cli-inprocess.db"}"\ninline = false\n' + outputs,
     )
-    raw_db = work / "raw-insert.db"
-    with sqlite3.connect(raw_db) as db:
+    from accre_monitor.pipeline.spool import SCHEMA
+
+    # closed here: a connection left open would spare every run its checkpoint at close
+    raw_db, spool_db = work / "raw-insert.db", work / "raw-spool-schema.db"
+    with contextlib.closing(sqlite3.connect(raw_db)) as db:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("CREATE TABLE queue (seq INTEGER PRIMARY KEY, id TEXT, body BLOB)")
+    with contextlib.closing(sqlite3.connect(spool_db)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(SCHEMA)
     body = json.dumps(make_records(1)[0], separators=(",", ":"))
     # the queue exists before the first timed run (the first publish would declare it)
     declare_queues(config_for({"bus": {**_bus(amqp, prefix)}}), ["redis"])
@@ -200,6 +221,7 @@ def bench_cli(work: Path, bindir: Path, env: dict, amqp: str, redis_url: str, ru
         "spool-only": (shipped, using(no_broker)),
         "in-process spool-only": (shipped, using(in_process)),
         "sqlite": ([python, "-c", SQLITE_INSERT, str(raw_db), body], env),
+        "sqlite, spool schema": ([python, "-c", SQLITE_SPOOL_INSERT, str(spool_db), body], env),
     }
     watch = QueueWatch(amqp)
     try:
@@ -219,6 +241,7 @@ def bench_cli(work: Path, bindir: Path, env: dict, amqp: str, redis_url: str, ru
     stdout_ref = f"{ms('stdout')} stdout only"
     pass_ref = f"{ms('pass')} python -c pass"
     floor_ref = f"{floor * 1000:.1f} ms floor"
+    schema_floor = medians["stdout"] + medians["sqlite, spool schema"] - medians["pass"]
     return [
         ("CLI stdout only", ms("stdout"), pass_ref, medians["stdout"] / medians["pass"], ""),
         (
@@ -250,6 +273,20 @@ def bench_cli(work: Path, bindir: Path, env: dict, amqp: str, redis_url: str, ru
             medians["spool-only"] / floor,
             f"bar 1.1; spooled for the broker {spooled(work / 'cli-nobroker.db', 'broker')}"
             f"/{total}",
+        ),
+        (
+            "raw SQLite: the same, the spool's schema",
+            ms("sqlite, spool schema"),
+            f"{ms('sqlite')} raw SQLite",
+            medians["sqlite, spool schema"] / medians["sqlite"],
+            "",
+        ),
+        (
+            "CLI no broker, inline = false (spools)",
+            ms("spool-only"),
+            f"{schema_floor * 1000:.1f} ms with that",
+            medians["spool-only"] / schema_floor,
+            "floor with the spool's schema",
         ),
         (
             "CLI in-process bus, inline = false",
