@@ -634,14 +634,14 @@ def bench_ship(
 
 
 def print_table(rows: list[tuple]) -> None:
-    print(f"{'measure':<44} {'value':>13} {'reference':>28} {'ratio':>6}  notes")
+    print(f"{'measure':<50} {'value':>13} {'reference':>28} {'ratio':>6}  notes")
     previous = None
     for section, label, value, reference, ratio, notes in rows:
         if previous is not None and section != previous:
             print()
         previous = section
         shown = f"{ratio:6.2f}" if isinstance(ratio, float) else f"{ratio:>6}"
-        print(f"{label:<44} {value:>13} {reference:>28} {shown}  {notes}".rstrip())
+        print(f"{label:<50} {value:>13} {reference:>28} {shown}  {notes}".rstrip())
 
 
 def main() -> None:
