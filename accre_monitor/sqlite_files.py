@@ -9,7 +9,6 @@ take over instead of failing every write forever.
 from __future__ import annotations
 
 import os
-import random
 import sqlite3
 import time
 
@@ -70,6 +69,8 @@ def retry_busy(
                 continue
             if not is_busy(exc) or time.monotonic() > deadline:
                 raise
+        import random  # only when there is contention: a lone writer never needs it
+
         time.sleep(delay * (0.5 + random.random()))
         delay = min(delay * 2, 0.25)
 

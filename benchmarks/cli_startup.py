@@ -34,10 +34,12 @@ PAYLOADS = ("json", "perfdata")
 PAYLOAD_CHECKS = (["loadavg", "--warning", "1000"], ["disk_usage", "--mounts", "/"])
 
 
-def make_venv(directory: Path) -> Path:
+def make_venv(directory: Path, extras: str = "") -> Path:
+    """A virtualenv holding a regular install of this checkout (with `extras`, e.g. "redis")."""
+    target = f"{REPO}[{extras}]" if extras else str(REPO)
     subprocess.run([sys.executable, "-m", "venv", str(directory)], check=True)
     subprocess.run(
-        [str(directory / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", str(REPO)],
+        [str(directory / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", target],
         check=True,
     )
     return directory / "bin"

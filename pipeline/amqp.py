@@ -9,8 +9,11 @@ tried in order until one answers); the password comes from the URL, `[bus] passw
 from __future__ import annotations
 
 import os
-from typing import Any
 from urllib.parse import unquote, urlsplit
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PASSWORD_VARIABLE = "ACCRE_MONITOR_BUS_PASSWORD"
 

@@ -8,7 +8,8 @@ for the outputs that just took the fresh one, so a node heals itself after an ou
 any daemon running, and healing one store never starves another of the fresh record.
 
 With `[spool] inline = false` the run only spools (one local write, no client imported) and
-a shipper on the node delivers.
+a shipper on the node delivers. The codec (orjson) is imported only where a record is encoded
+or decoded here: the RabbitMQ bus spools the body it already has without it.
 """
 
 from __future__ import annotations

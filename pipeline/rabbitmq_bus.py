@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from typing import Any
 
 from accre_monitor import log
 from accre_monitor.outcome import DELIVERED, RETRY, Outcome, StoreUnavailable
@@ -24,6 +23,10 @@ from accre_monitor.pipeline.amqp import BrokerUnavailable, connect, explain, loa
 from accre_monitor.pipeline.bus import Bus, Destination, emit_synchronous, record_bytes
 from accre_monitor.pipeline.interruption import interrupt_on_sigterm
 from accre_monitor.pipeline.topology import declare, queue_specs, routing_key
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 BROKER = "broker"  # the spool's name for records owed to the broker
 

@@ -344,6 +344,19 @@ class RabbitShipper:
         records = [m.record for m in deliverable]
         timeout = max(worker.output.timeout, 1.0) * (1 + len(records) // worker.output.batch_size)
         worker.future = self.pool.submit(worker.output.deliver, records, timeout)
+        worker.future.add_done_callback(self._waker())
+
+    def _waker(self) -> Any:
+        """A callback for a finished batch that ends the main thread's wait for broker
+        events at once, so that the batch is acked (and the prefetch window reopened) now
+        rather than at the end of the wait."""
+        connection = self.connection
+
+        def wake(future: Future) -> None:
+            with contextlib.suppress(Exception):  # the connection is closing: nothing to wake
+                connection.add_callback_threadsafe(_nothing)
+
+        return wake
 
     def _settle(self, worker: QueueWorker) -> None:
         future, worker.future = worker.future, None
@@ -379,15 +392,38 @@ class RabbitShipper:
         worker.down_since = None
         worker.failures = 0
         counts = [0, 0, 0, 0]
+        stored = []
         for message, outcome in zip(messages, outcomes, strict=True):
-            counts[self._settle_one(worker, message, outcome)] += 1
+            if outcome.state in (DELIVERED, EXPIRED):
+                stored.append(message.tag)
+                counts[0 if outcome.state == DELIVERED else 3] += 1
+            else:
+                counts[self._settle_one(worker, message, outcome)] += 1
+        self._ack(stored)
         _log_batch(worker.name, "broker", tuple(counts), seconds)
 
+    def _ack(self, tags: list[int]) -> None:
+        """Ack the messages `tags`: those below every other unacked message of the channel
+        with one `multiple` ack, the others one by one.
+
+        Each ack is a write to the socket (500 of them took 40 ms, twice what the batch took
+        in Redis). A `multiple` ack takes every unacked delivery up to its tag, so it may only
+        reach below the lowest message still held (buffered, or in another output's batch);
+        deliveries not yet handed to us all have higher tags than any we hold.
+        """
+        if not tags:
+            return
+        held = [m.tag for w in self.workers.values() for m in (*w.buffer, *w.inflight)]
+        lowest_held = min(held, default=None)
+        tags = sorted(tags)
+        below = tags if lowest_held is None else [t for t in tags if t < lowest_held]
+        if below:
+            self.channel.basic_ack(below[-1], multiple=len(below) > 1)
+        for tag in tags[len(below) :]:
+            self.channel.basic_ack(tag)
+
     def _settle_one(self, worker: QueueWorker, message: Message, outcome: Outcome) -> int:
-        """Ack, retry later or dead-letter one message; the index of its count."""
-        if outcome.state in (DELIVERED, EXPIRED):
-            self.channel.basic_ack(message.tag)
-            return 0 if outcome.state == DELIVERED else 3
+        """Retry later or dead-letter one message (acking it); the index of its count."""
         attempts = message.attempts + 1
         if outcome.state == REJECTED and attempts >= self.max_attempts:
             self._dead_letter(worker, message, outcome.error or "rejected", attempts)
@@ -444,6 +480,10 @@ class RabbitShipper:
         )
         self.channel.basic_ack(message.tag)
         log.warning("record dead-lettered", output=worker.name, reason=reason[:200])
+
+
+def _nothing() -> None:
+    """Run in the main thread by pika; its arrival alone is what matters."""
 
 
 def _is_connection_error(exc: BaseException) -> bool:

@@ -23,7 +23,6 @@ read-only: they never create, repair or write it.
 from __future__ import annotations
 
 import os
-import random
 import sqlite3
 import time
 
@@ -340,6 +339,8 @@ class Spool:
 
     def backoff(self, attempts: int) -> float:
         """Seconds until the next attempt: exponential in `attempts`, capped, with jitter."""
+        import random  # here: a run that only spools a fresh record never needs it
+
         base = self.settings["backoff_base"] * 2 ** max(attempts - 1, 0)
         return min(base, self.settings["backoff_max"]) * (0.5 + random.random())
 

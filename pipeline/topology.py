@@ -25,7 +25,9 @@ when it starts or reconnects.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 REASON_HEADER = "x-accre-reason"
 ATTEMPTS_HEADER = "x-accre-attempts"

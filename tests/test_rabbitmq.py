@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import time
 import uuid
 
@@ -360,6 +361,32 @@ def test_a_store_slower_than_the_heartbeat_keeps_the_connection(node_factory):
         store.close()
 
 
+def test_acking_one_outputs_batch_never_acks_what_another_output_holds(node_factory, redis_store):
+    # one channel carries both queues, so their delivery tags interleave: the Redis batches
+    # are acked (several at once where that is safe) while the Elasticsearch records, whose
+    # store is down, are held unacked below them
+    store = ElasticsearchStore()
+    try:
+        store.down()
+        node = node_factory(redis_store.section() + store.section())
+        first = node.ship()
+        first.wait_for("connected to the broker")
+        ids = [node.run(outputs="stdout,redis,elasticsearch")[0]["id"] for _ in range(6)]
+        wait_until(lambda: sorted(redis_store.stored_ids()) == sorted(ids), what="Redis has all")
+        first.wait_for("store cannot take records")
+        first.kill()  # whatever it acked is gone from the queue for good
+        wait_until(
+            lambda: node.queue_depth("elasticsearch") == 6, what="every record back in the queue"
+        )
+        store.up()
+        second = node.ship()
+        wait_until(lambda: sorted(store.stored_ids()) == sorted(ids), what="Elasticsearch has all")
+        assert second.stop() == 0
+        assert sorted(redis_store.stored_ids()) == sorted(ids)
+    finally:
+        store.close()
+
+
 def test_several_shippers_share_the_queue(node_factory, redis_store):
     node = node_factory(redis_store.section())
     ids = [node.run()[0]["id"] for _ in range(30)]
@@ -391,6 +418,40 @@ def test_no_broker_and_no_inline_delivery_the_cli_only_spools(cli, redis_store):
         shipper.kill()
     stored = redis_store.stored_ids()
     assert len(stored) == len(set(stored)) == 6
+
+
+SPOOL_ONLY_PROBE = """
+import sys
+from accre_monitor.cli import main
+sys.argv = ["accre-monitor", "--outputs", "stdout,redis", "loadavg"]
+try:
+    main()
+except SystemExit:
+    pass
+print(sorted(name for name in ("orjson", "pika", "redis") if name in sys.modules), file=sys.stderr)
+"""
+
+
+def test_spooling_for_the_broker_imports_no_codec_and_no_client(cli):
+    from servers import free_port
+
+    dead = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"
+    cli.write_config(
+        f'[bus]\nkind = "rabbitmq"\nurl = "{dead}"\n'
+        f'[spool]\npath = "{cli.tmp / "spool.db"}"\ninline = false\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", SPOOL_ONLY_PROBE],
+        capture_output=True,
+        text=True,
+        env=cli.env,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["name"] == "loadavg"
+    assert done.stderr.strip().splitlines()[-1] == "[]"
+    status = json.loads(cli.run("status", "--json", script="accre-pipeline").stdout)
+    assert status["outputs"]["broker"]["spooled"] == 1
 
 
 def test_the_broker_restarting_under_load_loses_nothing(cli, redis_store):
