@@ -309,7 +309,8 @@ class BusPublisher:
     """`Publisher.publish`, the command line's code: one connection, each record confirmed."""
 
     def __init__(self, config: Any) -> None:
-        from accre_monitor.pipeline.rabbitmq_bus import Publisher, message_body
+        from accre_monitor.pipeline.bus import record_bytes as message_body
+        from accre_monitor.pipeline.rabbitmq_bus import Publisher
 
         self.publisher = Publisher(config, ["redis"])
         self.body = message_body
