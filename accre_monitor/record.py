@@ -61,17 +61,12 @@ def short_hostname() -> str:
 
 
 def to_json(value: Any, indent: int | None = None) -> str:
-    """Strict JSON text (no NaN, string keys only), the way every output will see the data."""
-    import json
+    """Strict JSON text (no NaN), the way every output will see the data: what
+    `json.dumps(value, indent=indent, ensure_ascii=False, allow_nan=False)` writes, with
+    separators `,` and `:` (`: ` when indented), without the cost of importing json."""
+    from accre_monitor.jsontext import dumps
 
-    return json.dumps(
-        value,
-        indent=indent,
-        ensure_ascii=False,
-        allow_nan=False,
-        separators=(",", ": ") if indent else (",", ":"),
-        default=_refuse,
-    )
+    return dumps(value, indent=indent, default=_refuse)
 
 
 def _refuse(value: Any) -> Any:
