@@ -132,11 +132,11 @@ def find_config_path(explicit: str | None = None) -> str | None:
 
 def load_config(explicit: str | None = None) -> Config:
     """Find, read and validate the config; raise ConfigError with one clear line."""
-    from accre_monitor import config_cache
-
     path = find_config_path(explicit)
     if path is None:
         return Config()
+    from accre_monitor import config_cache
+
     try:
         info = os.stat(path)
         if os.access(path, os.R_OK):
