@@ -3,6 +3,10 @@
 Lookup order: `--config PATH`, `$ACCRE_MONITOR_CONFIG`, `$XDG_CONFIG_HOME/accre-monitor/config.toml`
 (`~/.config/...` by default), `/etc/accre-monitor/config.toml`; with none of them, the built-in
 default (stdout output, nagios exit codes, no lock).
+
+A check that needs the configuration (where the spool is, which outputs are set up) must
+see the one its run uses, `accre-monitor --config site.toml` included, not whatever the
+default lookup finds: `run_config()` gives it, in the forked check process as well.
 """
 
 from __future__ import annotations
@@ -112,6 +116,22 @@ class Config:
     def defined_outputs(self) -> list[str]:
         """Every output this config names: `monitoring.outputs`, then `[outputs.*]` sections."""
         return list(dict.fromkeys([*self.outputs, *self.section("outputs")]))
+
+
+_current: Config | None = None
+
+
+def set_run_config(config: Config | None) -> None:
+    """Make `config` what `run_config()` answers (the command line does this before a check)."""
+    global _current
+    _current = config
+
+
+def run_config() -> Config:
+    """The configuration of the current run; outside a run, the one the default lookup finds."""
+    if _current is None:
+        return load_config()
+    return _current
 
 
 def find_config_path(explicit: str | None = None) -> str | None:
