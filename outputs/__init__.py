@@ -45,6 +45,9 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "slack-critical": ("slack", {"min_severity": "CRITICAL"}),
 }
 
+# Keys any `[outputs.NAME]` section may hold: the filter stages put in front of the output.
+FILTER_KEYS = ("min_severity", "checks", "exclude_checks")
+
 # Sections whose outputs can notify on change (`notify = "change"`): such an output must see
 # every status to notice a recovery, so it applies its severity filter itself.
 NOTIFY_ON_CHANGE = frozenset({"slack"})
