@@ -145,10 +145,13 @@ def build_output(name: str, config: Any) -> Any:
 
 def missing_packages(cls: type) -> list[tuple[str, str]]:
     """The (module, extra) client packages of an output class that are not installed."""
+    requires = getattr(cls, "requires", ())
+    if not requires:  # stdout and friends: no importlib.util on their runs
+        return []
     from importlib.util import find_spec
 
     missing = []
-    for module, extra in getattr(cls, "requires", ()):
+    for module, extra in requires:
         try:
             found = find_spec(module) is not None
         except (ImportError, ValueError):
