@@ -9,11 +9,11 @@ imported as a last resort, so nothing registered is ever missed.
 
 from __future__ import annotations
 
-import importlib
 import os
 
 from accre_monitor.errors import UserError
 from accre_monitor.registry import REGISTRY, is_auditor
+from accre_monitor.util import import_module
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -149,11 +149,11 @@ def find_check(name: str, config_modules: list[str], auditor: bool = False) -> C
                 if source is None:
                     unreadable.append(module_name)
                 elif defines_check(source, name):
-                    importlib.import_module(module_name)
+                    import_module(module_name)
                     if name in REGISTRY:
                         return REGISTRY[name]
         for module_name in unreadable:
-            importlib.import_module(module_name)
+            import_module(module_name)
             if name in REGISTRY:
                 return REGISTRY[name]
         unreadable.clear()
@@ -178,7 +178,7 @@ def all_checks(
             continue
         for module_name in modules:
             try:
-                importlib.import_module(module_name)
+                import_module(module_name)
             except Exception as exc:
                 problems.append(f"cannot import check module {module_name}: {exc}")
     checks = {

@@ -12,9 +12,8 @@ is wrong or which client package is missing.
 
 from __future__ import annotations
 
-import importlib
-
 from accre_monitor.errors import ConfigError, UserError
+from accre_monitor.util import import_module
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -101,7 +100,7 @@ def output_class(name: str) -> type:
     if target is None:
         raise UserError(unknown_output_error(name))
     module_name, _, class_name = target.partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    return getattr(import_module(module_name), class_name)
 
 
 def create_output(
