@@ -1,11 +1,12 @@
-"""JSON text exactly as `json.dumps(value, ensure_ascii=False, allow_nan=False)` writes it,
-compact or indented, without importing the json package.
+"""JSON text without importing the json package: written exactly as
+`json.dumps(value, ensure_ascii=False, allow_nan=False)` writes it, compact or indented, and
+read back as `json.loads` reads it.
 
 `import json` costs a run more than anything else it does for a stdout output: its decoder
 brings in `re`, and `re` brings `enum`, `functools` and `collections`. The C accelerator
-`_json` that json.dumps itself uses holds all that rendering needs: `make_encoder` writes
-the compact form, and `encode_basestring` the strings of the indented one, which is laid
-out here the way json's own indenting encoder does it.
+`_json` that json itself uses holds all that is needed: `make_encoder` writes the compact
+form, `encode_basestring` the strings of the indented one, which is laid out here the way
+json's own indenting encoder does it, and `make_scanner` reads.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
+    from typing import Any, NoReturn
 
 try:
-    from _json import encode_basestring, make_encoder
+    from _json import encode_basestring, make_encoder, make_scanner
 except ImportError:  # an interpreter without the accelerator: json itself, same text
-    encode_basestring = make_encoder = None
+    encode_basestring = make_encoder = make_scanner = None
 
 
 def dumps(
@@ -60,6 +61,7 @@ def _float(value: float) -> str:
 
 
 _INFINITY = float("inf")
+_NAN = float("nan")
 
 
 class _Indented:
@@ -157,3 +159,56 @@ def _key(key: Any) -> str:
     if isinstance(key, int):
         return int.__repr__(key)
     raise TypeError(f"keys must be str, int, float, bool or None, not {key.__class__.__name__}")
+
+
+def loads(text: str) -> Any:
+    """`json.loads(text)` for a str, with its errors: a JSONDecodeError (a ValueError) when
+    the text is not one JSON value (only then is json imported, to raise it)."""
+    if make_scanner is None:
+        import json
+
+        return json.loads(text)
+    if text.startswith("\ufeff"):
+        _fail("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    try:
+        value, end = _scanner()(text, _after_space(text, 0))
+    except StopIteration as stop:
+        _fail("Expecting value", text, stop.value)
+    end = _after_space(text, end)
+    if end != len(text):
+        _fail("Extra data", text, end)
+    return value
+
+
+class _Reading:
+    """The settings json's default decoder gives its scanner: strict strings, and the
+    constants NaN, Infinity and -Infinity."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = {"-Infinity": -_INFINITY, "Infinity": _INFINITY, "NaN": _NAN}.__getitem__
+
+
+_scanners: list[Any] = []
+
+
+def _scanner() -> Any:
+    if not _scanners:
+        _scanners.append(make_scanner(_Reading()))
+    return _scanners[0]
+
+
+def _after_space(text: str, index: int) -> int:
+    """The index of the first character at or after `index` that is not JSON white space."""
+    while index < len(text) and text[index] in " \t\n\r":
+        index += 1
+    return index
+
+
+def _fail(message: str, text: str, index: int) -> NoReturn:
+    from json import JSONDecodeError
+
+    raise JSONDecodeError(message, text, index) from None

@@ -157,3 +157,52 @@ def test_without_the_accelerator_json_itself_renders(monkeypatch):
     value = {"a": [1, 2.5, "\u00e9"], "b": {}}
     assert jsontext.dumps(value) == compact(value)
     assert jsontext.dumps(value, indent=2) == indented(value)
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_random_texts_read_back_as_json_loads_reads_them(seed):
+    rng = random.Random(seed)
+    value = shape(rng, depth=seed % 6 + 1)
+    for text in (
+        json.dumps(value),
+        json.dumps(value, ensure_ascii=False, indent=rng.choice([None, 0, 2, "\t"])),
+        " \n\t" + json.dumps([value, float("nan"), float("inf"), -float("inf")]) + "\r\n ",
+    ):
+        assert repr(jsontext.loads(text)) == repr(json.loads(text))
+
+
+def failure(read, text):
+    """The exception type, message and position (when there is one) `read(text)` raises."""
+    with pytest.raises(ValueError) as caught:
+        read(text)
+    return type(caught.value), str(caught.value), getattr(caught.value, "pos", None)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "  \n", "[1,", "[1] x", "{} {}", '{"a" 1}', '["\x01"]', "\ufeff[1]", "nul", "1" * 5000],
+    ids=["empty", "space", "cut", "extra", "two", "colon", "control", "bom", "word", "huge-int"],
+)
+def test_what_json_loads_refuses_is_refused_with_the_same_error(text):
+    assert failure(jsontext.loads, text) == failure(json.loads, text)
+
+
+def test_reading_imports_no_json_module_unless_the_text_is_refused():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from accre_monitor.jsontext import dumps, loads\n"
+        "assert loads(dumps({'a': [1.5, None, 'x']})) == {'a': [1.5, None, 'x']}\n"
+        "print(sorted(m for m in sys.modules if m == 'json' or m.startswith('json.')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout == "[]\n", done.stderr
+
+
+def test_without_the_accelerator_json_itself_reads(monkeypatch):
+    monkeypatch.setattr(jsontext, "make_scanner", None)
+    assert jsontext.loads(' {"a": [NaN, 1]} ')["a"][1] == 1
+    with pytest.raises(ValueError, match="Extra data"):
+        jsontext.loads("1 2")
