@@ -28,8 +28,8 @@ ENTRY_POINT_GROUP = "accre_monitor.checks"
 def module_files(module_name: str) -> Iterator[tuple[str, str | None]]:
     """(module name, source path or None) for a module, or for every module of a package."""
     if module_name == BUILTIN_PACKAGE:
-        # Its directory is known from the package itself (whose import costs nothing: the
-        # check found in it imports it anyway), without importlib.util on every run.
+        # Its directory is known from the package itself (a one-line module, which a check
+        # found in it imports anyway), without importlib.util on every run.
         import accre_monitor.checks
 
         yield from package_files(module_name, accre_monitor.checks.__path__)

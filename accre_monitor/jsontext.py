@@ -171,7 +171,7 @@ def loads(text: str) -> Any:
     if text.startswith("\ufeff"):
         _fail("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
     try:
-        value, end = _scanner()(text, _after_space(text, 0))
+        value, end = _scan(text, _after_space(text, 0))
     except StopIteration as stop:
         _fail("Expecting value", text, stop.value)
     end = _after_space(text, end)
@@ -192,13 +192,7 @@ class _Reading:
     parse_constant = {"-Infinity": -_INFINITY, "Infinity": _INFINITY, "NaN": _NAN}.__getitem__
 
 
-_scanners: list[Any] = []
-
-
-def _scanner() -> Any:
-    if not _scanners:
-        _scanners.append(make_scanner(_Reading()))
-    return _scanners[0]
+_scan = None if make_scanner is None else make_scanner(_Reading())
 
 
 def _after_space(text: str, index: int) -> int:

@@ -193,6 +193,8 @@ def decode_result(payload: bytes) -> Result:
     from accre_monitor.status import STATUSES
 
     try:
+        # marshal believes the sizes written inside a payload: this one is a whole frame
+        # that only our own child wrote, through a pipe of its own, with marshal.dumps.
         status, data, short, long, perf = marshal.loads(payload)
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
