@@ -1,6 +1,6 @@
 """What a run imports: `accre-monitor` starts on every node every minute, and each of these
-modules would cost it more than a check (`re` alone, with the `enum` it brings, costs a
-third of Python's own start-up)."""
+modules would cost it more than a check (`re` alone, with the `enum` it brings, costs about
+half the time of Python's own start-up)."""
 
 import subprocess
 import sys
