@@ -49,7 +49,12 @@ def test_a_stdout_run_without_a_config_file_imports_none_of_them(cli, timeout):
 
 @pytest.mark.parametrize(
     ("output", "payload"),
-    [("stdout", None), ("nagios-stdout", "json"), ("nagios-stdout", "perfdata")],
+    [
+        ("stdout", None),
+        ("nagios-stdout", "json"),
+        ("nagios-stdout", "perfdata"),
+        ("nagios-base64-stdout", None),
+    ],
 )
 def test_a_run_with_a_config_file_imports_none_of_them(cli, output, payload):
     settings = f'[outputs.{output}]\npayload = "{payload}"\n' if payload else ""
