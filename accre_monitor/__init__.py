@@ -8,7 +8,7 @@ Nagios threshold ranges (`10`, `10:`, `~:10`, `10:20`, `@10:20`).
 """
 
 from accre_monitor.api import complete_check
-from accre_monitor.context import run_config
+from accre_monitor.config import run_config
 from accre_monitor.locking import maybe_acquire_lock
 from accre_monitor.range import Range
 from accre_monitor.registry import monitor_command

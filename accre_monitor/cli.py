@@ -110,7 +110,7 @@ def run_check(config: Any, line: Any) -> int:
         timeout = parse_timeout(line.globals["timeout"])
     outputs = parse_outputs(line.globals["outputs"]) if "outputs" in line.globals else None
     bus = build_bus(config, outputs)
-    from accre_monitor.context import set_run_config
+    from accre_monitor.config import set_run_config
 
     set_run_config(config)
 

@@ -3,6 +3,10 @@
 Lookup order: `--config PATH`, `$ACCRE_MONITOR_CONFIG`, `$XDG_CONFIG_HOME/accre-monitor/config.toml`
 (`~/.config/...` by default), `/etc/accre-monitor/config.toml`; with none of them, the built-in
 default (stdout output, nagios exit codes, no lock).
+
+A check that needs the configuration (where the spool is, which outputs are set up) must
+see the one its run uses, `accre-monitor --config site.toml` included, not whatever the
+default lookup finds: `run_config()` gives it, in the forked check process as well.
 """
 
 from __future__ import annotations
@@ -114,6 +118,22 @@ class Config:
         return list(dict.fromkeys([*self.outputs, *self.section("outputs")]))
 
 
+_current: Config | None = None
+
+
+def set_run_config(config: Config | None) -> None:
+    """Make `config` what `run_config()` answers (the command line does this before a check)."""
+    global _current
+    _current = config
+
+
+def run_config() -> Config:
+    """The configuration of the current run; outside a run, the one the default lookup finds."""
+    if _current is None:
+        return load_config()
+    return _current
+
+
 def find_config_path(explicit: str | None = None) -> str | None:
     """The config file to read, or None for the built-in default."""
     if explicit:
@@ -132,11 +152,11 @@ def find_config_path(explicit: str | None = None) -> str | None:
 
 def load_config(explicit: str | None = None) -> Config:
     """Find, read and validate the config; raise ConfigError with one clear line."""
-    from accre_monitor import config_cache
-
     path = find_config_path(explicit)
     if path is None:
         return Config()
+    from accre_monitor import config_cache
+
     try:
         info = os.stat(path)
         if os.access(path, os.R_OK):

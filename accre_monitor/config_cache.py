@@ -1,11 +1,11 @@
 """A per-user cache of parsed config files, so a run does not pay for parsing TOML.
 
 Importing tomllib and parsing costs a run about as much as Python's own start-up does;
-the JSON of the parsed file, read back with the json module the run imports anyway,
-costs a fraction of that. An entry is valid only for the exact file it was made from
-(device, inode, size, mtime and ctime in nanoseconds): any edit, replacement or
-`touch` makes the next run parse the file again. Validation is not cached: its warnings
-appear on every run.
+the JSON of the parsed file, read back through json's C scanner without importing json
+itself (accre_monitor.jsontext), costs a fraction of that. An entry is valid only for
+the exact file it was made from (device, inode, size, mtime and ctime in nanoseconds): any
+edit, replacement or `touch` makes the next run parse the file again. Validation is not
+cached: its warnings appear on every run.
 
 An entry holds the whole parsed file, passwords included, so it must never be more
 readable than the file it copies: it is written 0600 into `accre-monitor/config/`, both
@@ -19,9 +19,10 @@ ACCRE_MONITOR_CONFIG_CACHE=off turns it off.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
+
+from accre_monitor.jsontext import loads
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ def load(path: str, info: os.stat_result) -> dict[str, Any] | None:
             held = os.fstat(fd)
             if not stat.S_ISREG(held.st_mode) or not _private(held):
                 return None
-            entry = json.loads(handle.read())
+            entry = loads(handle.read().decode("utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(entry, dict) or entry.get("key") != _key(info):
@@ -126,6 +127,8 @@ def save(path: str, info: os.stat_result, data: dict[str, Any]) -> None:
     """Cache `data` for this file; silently skipped when it cannot be (no JSON form, no disk)."""
     if not enabled():
         return
+    import json  # only when the file changed: NaN and infinities must be kept, as TOML has them
+
     try:
         payload = json.dumps({"key": _key(info), "data": data}).encode()
     except (TypeError, ValueError):  # e.g. TOML dates, which JSON cannot hold

@@ -9,16 +9,16 @@ imported as a last resort, so nothing registered is ever missed.
 
 from __future__ import annotations
 
-import importlib
 import os
-from collections.abc import Iterator
-from importlib.util import find_spec
 
 from accre_monitor.errors import UserError
 from accre_monitor.registry import REGISTRY, is_auditor
+from accre_monitor.util import import_module
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
     from accre_monitor.registry import CheckFunction
 
 BUILTIN_PACKAGE = "accre_monitor.checks"
@@ -27,6 +27,15 @@ ENTRY_POINT_GROUP = "accre_monitor.checks"
 
 def module_files(module_name: str) -> Iterator[tuple[str, str | None]]:
     """(module name, source path or None) for a module, or for every module of a package."""
+    if module_name == BUILTIN_PACKAGE:
+        # Its directory is known from the package itself (a one-line module, which a check
+        # found in it imports anyway), without importlib.util on every run.
+        import accre_monitor.checks
+
+        yield from package_files(module_name, accre_monitor.checks.__path__)
+        return
+    from importlib.util import find_spec
+
     try:
         spec = find_spec(module_name)
     except ModuleNotFoundError:
@@ -37,20 +46,25 @@ def module_files(module_name: str) -> Iterator[tuple[str, str | None]]:
             "or by an accre_monitor.checks entry point)"
         )
     if spec.submodule_search_locations:
-        seen = set()
-        for directory in spec.submodule_search_locations:
-            try:
-                entries = sorted(os.listdir(directory))
-            except OSError:
-                continue
-            for entry in entries:
-                stem, ext = os.path.splitext(entry)
-                if ext == ".py" and not stem.startswith("_") and stem not in seen:
-                    seen.add(stem)
-                    yield f"{module_name}.{stem}", os.path.join(directory, entry)
+        yield from package_files(module_name, spec.submodule_search_locations)
     else:
         origin = spec.origin if spec.origin and spec.origin.endswith(".py") else None
         yield module_name, origin
+
+
+def package_files(package: str, directories: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """(module name, source path) for every public module in a package's directories."""
+    seen = set()
+    for directory in directories:
+        try:
+            entries = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            stem, ext = os.path.splitext(entry)
+            if ext == ".py" and not stem.startswith("_") and stem not in seen:
+                seen.add(stem)
+                yield f"{package}.{stem}", os.path.join(directory, entry)
 
 
 def read_source(path: str | None) -> bytes | None:
@@ -135,11 +149,11 @@ def find_check(name: str, config_modules: list[str], auditor: bool = False) -> C
                 if source is None:
                     unreadable.append(module_name)
                 elif defines_check(source, name):
-                    importlib.import_module(module_name)
+                    import_module(module_name)
                     if name in REGISTRY:
                         return REGISTRY[name]
         for module_name in unreadable:
-            importlib.import_module(module_name)
+            import_module(module_name)
             if name in REGISTRY:
                 return REGISTRY[name]
         unreadable.clear()
@@ -164,7 +178,7 @@ def all_checks(
             continue
         for module_name in modules:
             try:
-                importlib.import_module(module_name)
+                import_module(module_name)
             except Exception as exc:
                 problems.append(f"cannot import check module {module_name}: {exc}")
     checks = {

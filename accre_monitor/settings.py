@@ -106,7 +106,3 @@ def check_section(
         else:
             problems.append(f"{section}.{key} must be {setting.expected}, not {describe(value)}")
     return settings, unknown, problems
-
-
-# Keys any `[outputs.NAME]` section may hold: the filter stages put in front of the output.
-FILTER_KEYS = ("min_severity", "checks", "exclude_checks")

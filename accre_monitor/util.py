@@ -4,7 +4,19 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from types import ModuleType
     from typing import Any
+
+
+def import_module(name: str) -> ModuleType:
+    """The module of the absolute dotted `name`, imported if need be.
+
+    `importlib.import_module` without importing importlib, and warnings with it, on every run.
+    """
+    import sys
+
+    __import__(name)
+    return sys.modules[name]
 
 
 def interpret_string_value(value: str | None) -> Any:

@@ -12,9 +12,8 @@ is wrong or which client package is missing.
 
 from __future__ import annotations
 
-import importlib
-
 from accre_monitor.errors import ConfigError, UserError
+from accre_monitor.util import import_module
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,6 +43,9 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "slack-warning": ("slack", {"min_severity": "WARNING"}),
     "slack-critical": ("slack", {"min_severity": "CRITICAL"}),
 }
+
+# Keys any `[outputs.NAME]` section may hold: the filter stages put in front of the output.
+FILTER_KEYS = ("min_severity", "checks", "exclude_checks")
 
 # Sections whose outputs can notify on change (`notify = "change"`): such an output must see
 # every status to notice a recovery, so it applies its severity filter itself.
@@ -98,7 +100,7 @@ def output_class(name: str) -> type:
     if target is None:
         raise UserError(unknown_output_error(name))
     module_name, _, class_name = target.partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    return getattr(import_module(module_name), class_name)
 
 
 def create_output(
@@ -142,10 +144,13 @@ def build_output(name: str, config: Any) -> Any:
 
 def missing_packages(cls: type) -> list[tuple[str, str]]:
     """The (module, extra) client packages of an output class that are not installed."""
+    requires = getattr(cls, "requires", ())
+    if not requires:  # stdout and friends: no importlib.util on their runs
+        return []
     from importlib.util import find_spec
 
     missing = []
-    for module, extra in getattr(cls, "requires", ()):
+    for module, extra in requires:
         try:
             found = find_spec(module) is not None
         except (ImportError, ValueError):

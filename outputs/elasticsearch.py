@@ -52,7 +52,7 @@ from accre_monitor import log
 from accre_monitor.codec import encode
 from accre_monitor.dates import record_moment
 from accre_monitor.outcome import DELIVERED, REJECTED, RETRY, Outcome, StoreUnavailable
-from accre_monitor.outputs.base import RemoteOutput
+from accre_monitor.outputs.remote import RemoteOutput
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

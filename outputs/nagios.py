@@ -33,10 +33,10 @@ def render(record: dict[str, Any], encode_base64: bool = False, payload: str = "
         text = perfdata(record)
     else:
         text = to_json(record)
-        if encode_base64:
-            import base64
+        if encode_base64:  # base64.b64encode itself, without the `re` that base64 imports
+            from binascii import b2a_base64
 
-            text = base64.b64encode(text.encode()).decode("ascii")
+            text = b2a_base64(text.encode(), newline=False).decode("ascii")
     lines = [f"{short_text(record)} | {text}" if text else short_text(record)]
     long = record.get("long")
     if long:

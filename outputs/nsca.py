@@ -37,7 +37,8 @@ from accre_monitor import log
 from accre_monitor.dates import epoch_seconds
 from accre_monitor.outcome import DELIVERED, EXPIRED, RETRY, Outcome, StoreUnavailable
 from accre_monitor.outputs import nsca_packet as wire
-from accre_monitor.outputs.base import RemoteOutput, describe_error
+from accre_monitor.outputs.base import describe_error
+from accre_monitor.outputs.remote import RemoteOutput
 from accre_monitor.status import EXITCODE_MAPS
 
 TYPE_CHECKING = False

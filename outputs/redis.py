@@ -48,7 +48,8 @@ from urllib.parse import unquote, urlsplit
 from accre_monitor.codec import encode
 from accre_monitor.dates import epoch_micros
 from accre_monitor.outcome import DELIVERED, REJECTED, RETRY, Outcome, StoreUnavailable
-from accre_monitor.outputs.base import RemoteOutput, describe_error, redact_url
+from accre_monitor.outputs.base import describe_error, redact_url
+from accre_monitor.outputs.remote import RemoteOutput
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -27,8 +27,9 @@ from urllib.parse import quote, unquote, urlsplit
 from accre_monitor import log
 from accre_monitor.codec import encode
 from accre_monitor.outcome import DELIVERED, REJECTED, RETRY, Outcome, StoreUnavailable
-from accre_monitor.outputs.base import RemoteOutput, describe_error, redact_url
+from accre_monitor.outputs.base import describe_error, redact_url
 from accre_monitor.outputs.notify import EVERY, SENT, SPEAKS, STALE, NotifyState, judge
+from accre_monitor.outputs.remote import RemoteOutput
 from accre_monitor.outputs.slack_format import Notice, digest, message
 from accre_monitor.status import OK, SEVERITY, normalize_status
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from accre_monitor.errors import ConfigError
-from accre_monitor.settings import FILTER_KEYS  # noqa: F401 - re-exported
+from accre_monitor.outputs import FILTER_KEYS  # noqa: F401 - re-exported
 from accre_monitor.status import SEVERITY, STATUSES, UNKNOWN, normalize_status
 
 _GLOB_CHARS = frozenset("*?[]#")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from accre_monitor.config import Config
 from accre_monitor.errors import ConfigError, UserError
+from accre_monitor.outputs import FILTER_KEYS
 from accre_monitor.pipeline.bus import Bus, Destination, InProcessBus
-from accre_monitor.settings import FILTER_KEYS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

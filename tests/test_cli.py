@@ -33,6 +33,14 @@ def raiser(opts):
 
 
 @monitor_command
+def own_config(opts):
+    \"\"\"The config file of this run, and its node.\"\"\"
+    from accre_monitor import run_config
+
+    return "OK", {"path": run_config().path, "node": run_config().node}
+
+
+@monitor_command
 def auditor_users(opts):
     \"\"\"Audit users.\"\"\"
     return "OK", []
@@ -78,6 +86,14 @@ def test_json_and_extra_options_give_the_same_payload(site):
     from_args = site.run("echo_options", "--warning", "1,1,1", "--critical=2,2,2")
     assert record_of(from_json)["data"] == record_of(from_args)["data"]
     assert record_of(from_args)["data"] == {"warning": [1, 1, 1], "critical": [2, 2, 2]}
+
+
+@pytest.mark.parametrize("timeout", ["0", "10"])
+def test_a_check_sees_the_config_of_its_own_run(site, timeout):
+    chosen = site.tmp / "chosen.toml"
+    chosen.write_text('[monitoring]\ncheck_modules = ["mysite.checks"]\nnode = "n0123"\n')
+    result = site.run("--config", str(chosen), "--timeout", timeout, "own_config")
+    assert record_of(result)["data"] == {"path": str(chosen), "node": "n0123"}
 
 
 def test_extra_options_override_json_options_and_flags_are_null(site):

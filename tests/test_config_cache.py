@@ -1,6 +1,7 @@
 """The parsed-config cache holds the config's passwords: it must stay as private as the file."""
 
 import json
+import math
 import os
 
 import pytest
@@ -122,6 +123,42 @@ def test_a_cache_directory_open_to_others_is_not_read_and_closed_on_writing(cach
     assert load_config(str(config)).timeout == 7.0  # parsed, and cached afresh
     assert os.lstat(cache / opened).st_mode & 0o777 == 0o700
     assert config_cache.load(str(config), os.stat(config))["monitoring"]["timeout"] == 7
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "\x00 binary \xff", '{"key": [1, 2], "data": {}', '{"key": 1} {}', "[1, 2]"],
+    ids=["empty", "binary", "cut", "extra", "list"],
+)
+def test_an_entry_that_cannot_be_read_is_ignored(cache, config, text):
+    target = forge(config)
+    with open(target, "w", encoding="latin-1") as handle:
+        handle.write(text)
+    assert config_cache.load(str(config), os.stat(config)) is None
+    assert load_config(str(config)).timeout == 7.0
+
+
+def test_a_config_with_nan_and_infinities_is_cached_as_it_is(cache, tmp_path):
+    path = tmp_path / "floats.toml"
+    path.write_text("[outputs.x]\nlow = -inf\nhigh = inf\nnothing = nan\ntext = 'caf\u00e9'\n")
+    parsed = load_config(str(path)).sections
+    cached = config_cache.load(str(path), os.stat(path))
+    assert (
+        repr(cached)
+        == repr(parsed)
+        == repr(
+            {
+                "outputs": {
+                    "x": {
+                        "low": -math.inf,
+                        "high": math.inf,
+                        "nothing": math.nan,
+                        "text": "caf\u00e9",
+                    }
+                }
+            }
+        )
+    )
 
 
 def test_the_cache_can_be_turned_off(cache, config, monkeypatch):

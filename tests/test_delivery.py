@@ -6,7 +6,7 @@ import time
 from accre_monitor.config import Config
 from accre_monitor.errors import ConfigError
 from accre_monitor.outcome import DELIVERED, REJECTED, RETRY, Outcome
-from accre_monitor.outputs.base import RemoteOutput
+from accre_monitor.outputs.remote import RemoteOutput
 from accre_monitor.pipeline.bus import Destination, InProcessBus
 from accre_monitor.pipeline.delivery import InlineDeliverer, SpoolingDeliverer, deliver_batch
 from accre_monitor.pipeline.filters import MinSeverity

@@ -2,7 +2,7 @@ import base64
 import json
 
 from accre_monitor.outputs import create_output
-from accre_monitor.record import build_record
+from accre_monitor.record import build_record, to_json
 
 
 def record(**extra):
@@ -58,4 +58,5 @@ def test_nagios_base64_stdout_encodes_the_record(capsys):
     short, _, payload = lines[0].partition(" | ")
     assert short == "DISK WARNING"
     assert json.loads(base64.b64decode(payload)) == rec
+    assert payload == base64.b64encode(to_json(rec).encode()).decode()
     assert lines[1] == "details"

@@ -1,3 +1,4 @@
+import enum
 import json
 import os
 import re
@@ -94,6 +95,79 @@ def test_valid_returns_are_normalized(retval, expected):
 def test_invalid_returns_are_refused_with_a_reason(retval, message):
     with pytest.raises(BadReturn, match=message):
         normalize_return(retval)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (float("nan"), "Out of range float values are not JSON compliant"),
+        ([1, float("inf")], "Out of range float values are not JSON compliant"),
+        ({"a": {"b": -float("inf")}}, "Out of range float values are not JSON compliant"),
+        ({"a": [object()]}, "object is not JSON serializable"),
+        ({1, 2}, "set is not JSON serializable"),
+        ([b"bytes"], "bytes is not JSON serializable"),
+        ({"a": 1, 2: "b"}, "dict key 2 is int, not str"),
+        ({"a": float("nan"), (1,): "b"}, "dict key \\(1,\\) is tuple, not str"),
+        ([10**5000], "Exceeds the limit \\(4300 digits\\) for integer string conversion"),
+    ],
+)
+def test_data_json_cannot_hold_is_refused_saying_why(data, reason):
+    with pytest.raises(
+        BadReturn, match=f"^check returned data that cannot be serialized: {reason}"
+    ):
+        normalize_return(("OK", data))
+
+
+def test_too_deep_a_nesting_is_reported_before_a_value_json_cannot_hold():
+    with pytest.raises(BadReturn, match="^check returned data nested deeper than"):
+        normalize_return(("OK", {"nan": float("nan"), "deep": nested(MAX_DEPTH + 5)}))
+
+
+def test_integers_of_any_writable_size_are_kept():
+    big = [2**70, -(10**600), 10**4299]
+    assert normalize_return(("OK", big))[1] == big
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+class Mode(enum.StrEnum):
+    FAST = "fast"
+
+
+class Ratio(float):
+    pass
+
+
+class Tags(list):
+    pass
+
+
+class Unit(str):
+    pass
+
+
+def test_subclasses_come_back_as_the_plain_values_json_gives_back():
+    retval = (
+        "OK",
+        {Mode.FAST: [Level.HIGH, Ratio(0.5), Mode.FAST, Tags(["a"])]},
+        Mode.FAST,
+        Mode.FAST,
+        {Mode.FAST: {"min": Level.HIGH, "max": Ratio(1.5), "uom": Unit("s")}},
+    )
+    result = list(normalize_return(retval))
+    assert result == json.loads(json.dumps(result))
+
+    def types(value):
+        if isinstance(value, dict):
+            keys = {type(k) for k in value}
+            return {dict} | keys | {t for v in value.values() for t in types(v)}
+        if isinstance(value, list):
+            return {list} | {t for v in value for t in types(v)}
+        return {type(value)}
+
+    assert types(result) == {list, dict, str, int, float}
 
 
 def test_a_record_carries_performance_data_hints_only_when_the_check_gave_them():

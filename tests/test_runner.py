@@ -1,4 +1,6 @@
+import enum
 import json
+import marshal
 import os
 import signal
 import threading
@@ -255,16 +257,22 @@ def test_a_check_killed_while_writing_its_result_is_unknown(exit_watch):
     assert 0 < data["received_bytes"] < 100_000
 
 
+FRAMED = marshal.dumps(("OK", {"a": 1}, "short", None, None))
+
+
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
-        (b'["OK", {"a": 1', "JSONDecodeError"),
-        (b'["OK", "\xff", null, null]', "UnicodeDecodeError"),
-        (b'{"status": "OK"}', "ValueError"),
-        (b'["OK", 1]', "ValueError"),
-        (b'["FINE", 1, null, null]', "ValueError"),
-        (b'["OK", 1, 2, null]', "ValueError"),
-        (b"[" * 100_000, "RecursionError"),
+        (FRAMED[:-3], "EOFError"),
+        (b"", "EOFError"),
+        (b"\xff not marshal", "ValueError"),
+        (marshal.dumps({"status": "OK"}), "ValueError"),
+        (marshal.dumps(("OK", 1)), "ValueError"),
+        (marshal.dumps(("FINE", 1, None, None, None)), "ValueError"),
+        (marshal.dumps(("OK", 1, 2, None, None)), "ValueError"),
+        (marshal.dumps(("OK", 1, None, None, ["hints"])), "ValueError"),
+        (marshal.dumps(3), "TypeError"),
+        (b"[\x01\x00\x00\x00" * 3000 + b"N", "ValueError"),  # nested past marshal's limit
     ],
 )
 def test_a_payload_that_cannot_be_decoded_is_unknown_saying_so(payload, reason):
@@ -276,13 +284,33 @@ def test_a_payload_that_cannot_be_decoded_is_unknown_saying_so(payload, reason):
 
 
 def test_a_decodable_payload_is_the_result():
-    assert decode_result(b'["WARNING", {"a": [1]}, "s", null, {"a": {"uom": "s"}}]') == (
-        "WARNING",
-        {"a": [1]},
-        "s",
+    sent = ("WARNING", {"a": [1, 2**70, 0.5, True, None, "\u00e9"]}, "s", None, {"a": {"uom": "s"}})
+    assert decode_result(marshal.dumps(sent)) == sent
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+class Mode(enum.StrEnum):
+    FAST = "fast"
+
+
+def returns_enums(opts):
+    return "OK", {Mode.FAST: [Level.HIGH]}, Mode.FAST, None, {"$": {"max": Level.HIGH}}
+
+
+@pytest.mark.parametrize("timeout", [0, 5])
+def test_enum_values_come_back_as_their_plain_values(timeout):
+    (status, data, short, long, perf), _ = run_guarded(returns_enums, {}, timeout)
+    assert (status, data, short, long, perf) == (
+        "OK",
+        {"fast": [3]},
+        "fast",
         None,
-        {"a": {"uom": "s"}},
+        {"$": {"max": 3}},
     )
+    assert type(short) is str and type(data["fast"][0]) is int and type(perf["$"]["max"]) is int
 
 
 def undecodable_names(opts):

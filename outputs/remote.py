@@ -1,0 +1,93 @@
+"""`RemoteOutput`: what every store shares.
+
+It owns splitting into `batch_size` chunks, one deadline across the chunks, and an
+outcome for every record. A store implements `prepare` (one record into what it sends;
+ValueError refuses the record for good) and `write_batch` (one chunk; `StoreUnavailable`
+when the store cannot take it now).
+"""
+
+from __future__ import annotations
+
+import time
+
+from accre_monitor.outcome import REJECTED, RETRY, Outcome, StoreUnavailable
+from accre_monitor.outputs.base import Output
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class RemoteOutput(Output):
+    """An output that ships records to a store, in batches, idempotently by record `id`.
+
+    `deliver(records, timeout)` returns one Outcome per record, in order, within about
+    `timeout` seconds; it raises `StoreUnavailable` when not one record could be sent
+    because the store cannot take them now (every record is then retried).
+    """
+
+    synchronous = False
+    # (module, extra) pairs: client packages this output imports when it delivers
+    requires: tuple[tuple[str, str], ...] = ()
+    # True: records must reach the store in the order they were taken (a newer result must
+    # never be overtaken by an older one): a fresh record waits behind a spooled backlog
+    ordered = False
+    # True: one process at a time delivers this output's records (it keeps state across
+    # records, e.g. the last status per check); on RabbitMQ its queue has a single active
+    # consumer
+    single_consumer = False
+    # the default deadline of inline delivery from the CLI, overridable per output
+    settings_keys: dict[str, Any] = {"timeout": 2.0, "batch_size": 500}
+
+    def __init__(self, name: str, settings: dict[str, Any] | None = None, **kw: Any) -> None:
+        super().__init__(name, settings, **kw)
+        self.timeout = self.setting_seconds("timeout")
+        self.batch_size = self.setting_int("batch_size", minimum=1)
+
+    def deliver(self, records: list[dict[str, Any]], timeout: float) -> list[Outcome]:
+        deadline = time.monotonic() + timeout
+        outcomes: list[Outcome | None] = [None] * len(records)
+        prepared: list[tuple[int, Any]] = []
+        for index, record in enumerate(records):
+            try:
+                prepared.append((index, self.prepare(record)))
+            except (ValueError, TypeError, KeyError) as exc:
+                outcomes[index] = Outcome(REJECTED, f"bad record: {_reason(exc)}")
+        for start in range(0, len(prepared), self.batch_size):
+            chunk = prepared[start : start + self.batch_size]
+            left = deadline - time.monotonic()
+            if left <= 0.01:
+                if start == 0:
+                    raise StoreUnavailable(f"{self.name}: no time left to send")
+                _owe(outcomes, prepared[start:], "deadline passed before sending")
+                break
+            try:
+                results = self.write_batch([item for _, item in chunk], left)
+            except StoreUnavailable as exc:
+                if start == 0:
+                    raise
+                _owe(outcomes, prepared[start:], str(exc))  # the earlier chunks are stored
+                break
+            if len(results) != len(chunk):
+                message = f"{self.name} answered {len(results)} outcomes for {len(chunk)} records"
+                results = [Outcome(RETRY, message)] * len(chunk)
+            for (index, _), outcome in zip(chunk, results, strict=True):
+                outcomes[index] = outcome
+        return [o if o is not None else Outcome(RETRY, "not sent") for o in outcomes]
+
+    def prepare(self, record: dict[str, Any]) -> Any:
+        """What `write_batch` sends for `record`; ValueError when the store must never get it."""
+        return record
+
+    def write_batch(self, items: list[Any], timeout: float) -> list[Outcome]:
+        """Send one chunk; one Outcome per item, or StoreUnavailable for the whole chunk."""
+        raise NotImplementedError
+
+
+def _owe(outcomes: list, items: list[tuple[int, Any]], error: str) -> None:
+    for index, _ in items:
+        outcomes[index] = Outcome(RETRY, error)
+
+
+def _reason(exc: BaseException) -> str:
+    return f"no {exc} field" if isinstance(exc, KeyError) else str(exc)

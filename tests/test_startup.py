@@ -1,0 +1,78 @@
+"""What a run imports: `accre-monitor` starts on every node every minute, and each of these
+modules would cost it more than a check (`re` alone, with the `enum` it brings, costs about
+half the time of Python's own start-up)."""
+
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("json", "re", "enum", "importlib", "importlib.util", "typing", "orjson", "structlog")
+
+# Runs the command line in this interpreter, then names the heavy modules it imported. They
+# are dropped from sys.modules first: an editable install's import hook loads some of them
+# at start-up, and a module imported again by the run shows up again.
+RUN = f"""
+import sys
+for name in {HEAVY!r}:
+    sys.modules.pop(name, None)
+from accre_monitor.cli import run
+code = run(sys.argv[1:])
+sys.stdout.flush()
+print("imported:", sorted(name for name in {HEAVY!r} if name in sys.modules), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def heavy_imports(cli, *args):
+    """The heavy modules a run of `accre-monitor ARGS` imports, and its stdout."""
+    done = subprocess.run(
+        [sys.executable, "-c", RUN, *args],
+        capture_output=True,
+        text=True,
+        env=cli.env,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith("imported: "), done.stderr
+    return last.removeprefix("imported: "), done.stdout
+
+
+@pytest.mark.parametrize("timeout", ["30", "0"])
+def test_a_stdout_run_without_a_config_file_imports_none_of_them(cli, timeout):
+    imported, stdout = heavy_imports(cli, "--outputs", "stdout", "--timeout", timeout, "loadavg")
+    assert imported == "[]"
+    assert '"name": "loadavg"' in stdout
+
+
+@pytest.mark.parametrize(
+    ("output", "payload"),
+    [
+        ("stdout", None),
+        ("nagios-stdout", "json"),
+        ("nagios-stdout", "perfdata"),
+        ("nagios-base64-stdout", None),
+    ],
+)
+def test_a_run_with_a_config_file_imports_none_of_them(cli, output, payload):
+    settings = f'[outputs.{output}]\npayload = "{payload}"\n' if payload else ""
+    cli.write_config(f'[monitoring]\noutputs = ["{output}"]\n{settings}')
+    heavy_imports(cli, "loadavg")  # the first run parses the file and caches it
+    imported, stdout = heavy_imports(cli, "loadavg")
+    assert imported == "[]"
+    assert "load" in stdout.lower()
+
+
+def test_the_check_finds_what_it_looks_for(cli):
+    """The probe itself: a run that does import one of them is seen doing it."""
+    cli.write_module(
+        "mysite.checks",
+        "import json\nfrom accre_monitor import monitor_command\n\n"
+        "@monitor_command\ndef uses_json(opts):\n    return 'OK', json.loads('1')\n",
+    )
+    cli.write_config('[monitoring]\ncheck_modules = ["mysite.checks"]\n')
+    heavy_imports(cli, "uses_json")
+    imported, _ = heavy_imports(cli, "uses_json")
+    assert "'json'" in imported
