@@ -136,12 +136,19 @@ def run_guarded(
     output_r, output_w = os.pipe()
     # Set up before the fork: each page the parent writes while the child lives gets copied.
     watch = _Watch(result_r, output_r)
+    # ^C or SIGTERM right after the fork, before the parent watches its child, would leave
+    # the check running: they wait (blocked) until the parent is ready for them.
+    import _signal  # the C module: `signal` would import enum on every run
+
+    held = _signal.pthread_sigmask(_signal.SIG_BLOCK, {_signal.SIGINT, _signal.SIGTERM})
     pid = os.fork()
     if pid == 0:  # child
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, held)
         _child(func, options, result_w, output_w, (result_r, output_r, *keep_fds))
-    os.close(result_w)
-    os.close(output_w)
     try:
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, held)
+        os.close(result_w)
+        os.close(output_w)
         wait_status = watch.run(pid, started + timeout)
         watch.drain_output()
     except BaseException:  # interrupted: the check must not outlive the run
