@@ -7,7 +7,18 @@ import sys
 
 import pytest
 
-HEAVY = ("json", "re", "enum", "importlib", "importlib.util", "typing", "orjson", "structlog")
+HEAVY = (
+    "json",
+    "re",
+    "enum",
+    "importlib",
+    "importlib.util",
+    "typing",
+    "orjson",
+    "structlog",
+    "urllib.parse",
+    "sqlite3",
+)
 
 # Runs the command line in this interpreter, then names the heavy modules it imported. They
 # are dropped from sys.modules first: an editable install's import hook loads some of them
@@ -63,6 +74,19 @@ def test_a_run_with_a_config_file_imports_none_of_them(cli, output, payload):
     imported, stdout = heavy_imports(cli, "loadavg")
     assert imported == "[]"
     assert "load" in stdout.lower()
+
+
+def test_a_stdout_run_on_a_node_whose_config_ships_elsewhere_imports_none_of_them(cli):
+    cli.write_config(
+        '[monitoring]\noutputs = ["nagios-stdout", "redis"]\n'
+        '[bus]\nkind = "rabbitmq"\nurl = ["amqp://mon@mq1:5672/%2F", "amqp://mon@[::1]/%2F"]\n'
+        f'[spool]\npath = "{cli.tmp / "spool.db"}"\ninline_budget = 3\n'
+        '[outputs.redis]\nurl = "redis://127.0.0.1:6379/0"\nmin_severity = "WARNING"\n'
+    )
+    heavy_imports(cli, "--outputs", "nagios-stdout", "loadavg")
+    imported, stdout = heavy_imports(cli, "--outputs", "nagios-stdout", "loadavg")
+    assert imported == "[]"
+    assert stdout.startswith("LOAD ")
 
 
 def test_the_check_finds_what_it_looks_for(cli):
