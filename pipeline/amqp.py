@@ -9,7 +9,6 @@ tried in order until one answers); the password comes from the URL, `[bus] passw
 from __future__ import annotations
 
 import os
-from urllib.parse import unquote, urlsplit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -46,6 +45,8 @@ class BrokerUnavailable(ConnectionError):
 
 def redact(url: str) -> str:
     """`amqp://user:***@host:5672/vhost`: the URL without its password."""
+    from urllib.parse import urlsplit
+
     try:
         parts = urlsplit(url)
         host = parts.netloc.rpartition("@")[2]
@@ -67,6 +68,7 @@ def parameters(settings: dict[str, Any], timeout: float | None = None) -> list[A
     `[bus] connect_timeout` when not given.
     """
     pika = load_pika()
+    from urllib.parse import unquote, urlsplit
 
     timeout = float(timeout or settings["connect_timeout"])
     password_override = os.environ.get(PASSWORD_VARIABLE) or settings.get("password")

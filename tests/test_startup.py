@@ -100,3 +100,17 @@ def test_the_check_finds_what_it_looks_for(cli):
     heavy_imports(cli, "uses_json")
     imported, _ = heavy_imports(cli, "uses_json")
     assert "'json'" in imported
+
+
+@pytest.mark.parametrize(
+    "bus", ["", '[bus]\nkind = "rabbitmq"\nurl = "amqp://mon@127.0.0.1:1/%2F"\n']
+)
+def test_a_run_that_only_spools_imports_sqlite_and_nothing_heavier(cli, bus):
+    cli.write_config(
+        f'{bus}[spool]\npath = "{cli.tmp / "spool.db"}"\ninline = false\n'
+        '[outputs.redis]\nurl = "redis://127.0.0.1:1/0"\n'
+    )
+    heavy_imports(cli, "--outputs", "stdout,redis", "loadavg")
+    imported, stdout = heavy_imports(cli, "--outputs", "stdout,redis", "loadavg")
+    assert imported == "['sqlite3']"
+    assert '"name": "loadavg"' in stdout
