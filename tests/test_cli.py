@@ -151,24 +151,55 @@ def test_the_config_timeout_applies_and_the_option_overrides_it(site):
     assert site.run("--timeout", "5", "sleeper", "--seconds", "1").returncode == 0
 
 
+HOLDER_CHECK = """
+import os, time
+from accre_monitor import monitor_command
+
+@monitor_command
+def holder(opts):
+    \"\"\"Say it runs (its lock is held), then wait until told to finish.\"\"\"
+    open(opts["started"], "w").close()
+    deadline = time.monotonic() + 120
+    while not os.path.exists(opts["release"]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return "OK", None
+"""
+
+
+def wait_for_file(path, proc, timeout=60):
+    """Poll until `path` exists; fail early if `proc` ended first."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{path} did not appear in {timeout} s"
+        time.sleep(0.02)
+
+
 def test_a_second_run_of_a_running_check_is_critical_at_once(site):
     # a private lock directory: "[DEFAULT]" is shared by every run of this suite on the machine
+    site.write_module("mysite.holding", HOLDER_CHECK)
     site.write_config(
-        f'[monitoring]\ncheck_modules = ["mysite.checks"]\nlockdir = "{site.tmp / "locks"}"\n'
+        '[monitoring]\ncheck_modules = ["mysite.checks", "mysite.holding"]\n'
+        f'lockdir = "{site.tmp / "locks"}"\n'
     )
-    first = site.popen("sleeper", "--seconds", "10")
+    started, release = site.tmp / "started", site.tmp / "release"
+    args = ("holder", "--started", str(started), "--release", str(release))
+    first = site.popen("--timeout", "150", *args)
     try:
-        deadline = time.monotonic() + 10
-        while True:  # wait until the first run holds its lock
-            second = site.run("--outputs", "nagios-stdout", "sleeper", "--seconds", "0")
-            if second.returncode == 2 or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        # The check writes `started` only once its run holds the lock.
+        wait_for_file(started, first)
+        second = site.run("--outputs", "nagios-stdout", *args)
         assert second.returncode == 2
         assert "already running" in second.stdout.splitlines()[0]
+        release.touch()
+        out, err = first.communicate(timeout=60)
+        assert first.returncode == 0, err
+        assert json.loads(out)["status"] == "OK"
     finally:
-        first.kill()
-        first.wait()
+        release.touch()
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
     assert site.run("sleeper", "--seconds", "0").returncode == 0
 
 
