@@ -153,6 +153,44 @@ def _tcp_open(port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+def connected_to(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds an established TCP connection to 127.0.0.1:``port``.
+
+    Read from /proc: the process's socket descriptors matched against the kernel's TCP
+    table. Lets a test wait for a client to reach a server that never answers (paused).
+    """
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    except OSError:  # the process is gone
+        return False
+    remote = f"0100007F:{port:04X}"  # 127.0.0.1 as /proc/net/tcp writes it
+    try:
+        lines = Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return False
+    for line in lines:
+        # sl, local address, remote address, state (01: established), ..., inode (10th)
+        fields = line.split()
+        if fields[2] == remote and fields[3] == "01" and fields[9] in inodes:
+            return True
+    return False
+
+
+def wait_until_connected(pid: int, port: int, timeout: float = 30.0) -> bool:
+    """Poll ``connected_to`` until it holds or ``timeout`` passes; return the last answer."""
+    deadline = time.monotonic() + timeout
+    while not connected_to(pid, port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 _LIVE: weakref.WeakSet[_Server] = weakref.WeakSet()
 
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 from es_server import FakeElasticsearch
-from servers import CouchServer, RedisServer, missing_reason
+from servers import CouchServer, RedisServer, missing_reason, wait_until_connected
 
 pytestmark = pytest.mark.integration
 
@@ -301,7 +301,8 @@ def test_a_run_terminated_while_delivering_spools_its_record_first(cli):
         cli.write_config(text.replace(f"inline_budget = {INLINE_BUDGET}", "inline_budget = 30"))
         store.hang()
         run = cli.popen("--outputs", "stdout,redis", "loadavg")
-        time.sleep(2.5)  # well into a delivery that the hanging store would hold for 30 s
+        # delivering: connected to the store, which will not answer for 30 s
+        assert wait_until_connected(run.pid, store.server.port), run.communicate(timeout=30)
         assert run.poll() is None
         run.send_signal(signal.SIGTERM)
         out, err = run.communicate(timeout=20)
