@@ -1,8 +1,8 @@
 """Real servers for the integration tests, each a child process on 127.0.0.1.
 
 Every class owns one ``subprocess.Popen`` child (RabbitMQ: two, the node and its own epmd) that
-listens on 127.0.0.1 on a free port and keeps its data in a private temporary directory. The
-recipes are the tested ones from ``shared/SERVICES.md``.
+listens on 127.0.0.1 on a free port and keeps its data in a private temporary directory.
+``docs/test-servers.md`` tells how each server is installed and run.
 
 Common API (``_Server``)::
 
@@ -658,8 +658,8 @@ class RabbitServer(_Server):
         return [str(RABBIT_BIN_DIR / "rabbitmq-server")]
 
     def _ready(self) -> bool:
-        # A TCP connect is enough per SERVICES.md; the AMQP greeting proves the listener is
-        # the broker and not a leftover.
+        # A TCP connect would do; the AMQP greeting proves the listener is the broker and
+        # not a leftover.
         with socket.create_connection((HOST, self.port), timeout=1) as s:
             s.settimeout(2)
             s.sendall(b"AMQP\x00\x00\x09\x01")
