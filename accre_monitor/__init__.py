@@ -2,11 +2,15 @@
 
 The public API: `monitor_command` registers a check, `complete_check` turns a
 check's return value into a delivered result and an exit code, `maybe_acquire_lock`
-keeps two runs of one check apart, and `EXITCODE_MAPS` maps statuses to exit codes.
+keeps two runs of one check apart, `run_config` gives a check the configuration of
+its run, `EXITCODE_MAPS` maps statuses to exit codes, and `Range` reads and applies
+Nagios threshold ranges (`10`, `10:`, `~:10`, `10:20`, `@10:20`).
 """
 
 from accre_monitor.api import complete_check
+from accre_monitor.context import run_config
 from accre_monitor.locking import maybe_acquire_lock
+from accre_monitor.range import Range
 from accre_monitor.registry import monitor_command
 from accre_monitor.status import CRITICAL, EXITCODE_MAPS, OK, UNKNOWN, WARNING
 
@@ -15,8 +19,10 @@ __all__ = [
     "EXITCODE_MAPS",
     "OK",
     "UNKNOWN",
+    "Range",
     "WARNING",
     "complete_check",
     "maybe_acquire_lock",
     "monitor_command",
+    "run_config",
 ]

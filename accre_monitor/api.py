@@ -42,17 +42,18 @@ def complete_check(
     result becomes an UNKNOWN record saying why. The exit code is the configured
     monitoring system's code for the status.
     """
-    from accre_monitor import log
+    from accre_monitor.cli import report_unknown
     from accre_monitor.config import load_config
     from accre_monitor.errors import UserError
     from accre_monitor.pipeline.wiring import build_bus
     from accre_monitor.record import record_from_return
 
+    config = None
     try:
         config = load_config()
         bus = build_bus(config, outputs)
     except UserError as exc:
-        log.error(str(exc))
-        sys.exit(EXITCODE_MAPS["nagios"][UNKNOWN])
+        report_unknown(str(exc), config, None)
+        sys.exit(EXITCODE_MAPS[config.system if config else "nagios"][UNKNOWN])
     record = record_from_return(name, check_retval, runtime=runtime, node=config.node)
     sys.exit(publish(config, record, bus))

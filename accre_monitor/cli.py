@@ -27,6 +27,7 @@ def run(argv: list[str]) -> int:
     from accre_monitor.options import parse_command_line
 
     unknown = EXITCODE_MAPS["nagios"][UNKNOWN]
+    config = line = None
     try:
         line = parse_command_line(argv)
         config = load_config(line.globals.get("config"))
@@ -37,12 +38,49 @@ def run(argv: list[str]) -> int:
             raise UserError("no check given; run `accre-monitor -h` for the list of checks")
         return run_check(config, line)
     except UserError as exc:
-        from accre_monitor import log
-
-        log.error(str(exc))
+        report_unknown(str(exc), config, line)
         return unknown
     except KeyboardInterrupt:
         return unknown
+
+
+def report_unknown(reason: str, config: Any, line: Any) -> None:
+    """Say why the run is UNKNOWN on stderr and where Nagios looks: stdout.
+
+    Rendered as an UNKNOWN record by the run's synchronous outputs when they are known
+    (`nagios-stdout` prints `UNKNOWN - reason | {...}`), otherwise one plain line
+    `ACCRE-MONITOR UNKNOWN - reason`.
+    """
+    from accre_monitor import log
+
+    log.error(reason)
+    try:
+        if config is None:
+            raise UserError(reason)
+        from accre_monitor.options import parse_outputs
+        from accre_monitor.outputs import is_synchronous
+        from accre_monitor.pipeline.bus import emit_synchronous
+        from accre_monitor.pipeline.wiring import destination
+        from accre_monitor.record import build_record
+
+        names = config.outputs
+        if line is not None and "outputs" in line.globals:
+            names = parse_outputs(line.globals["outputs"])
+        shown = [destination(n, config) for n in dict.fromkeys(names) if is_synchronous(n)]
+        name = (line.check if line is not None and line.check else None) or "accre-monitor"
+        record = build_record(
+            name, UNKNOWN, {"error": reason}, f"UNKNOWN - {reason}", node=config.node
+        )
+        shown = [d for d in shown if d.wants(record)]
+        if not shown:
+            raise UserError(reason)
+        emit_synchronous(record, shown)
+    except Exception:
+        sys.stdout.write(f"ACCRE-MONITOR UNKNOWN - {' '.join(reason.split())}\n")
+    try:  # noqa: SIM105 - contextlib is not worth importing on every run
+        sys.stdout.flush()
+    except OSError:
+        pass
 
 
 def run_check(config: Any, line: Any) -> int:
@@ -72,6 +110,9 @@ def run_check(config: Any, line: Any) -> int:
         timeout = parse_timeout(line.globals["timeout"])
     outputs = parse_outputs(line.globals["outputs"]) if "outputs" in line.globals else None
     bus = build_bus(config, outputs)
+    from accre_monitor.context import set_run_config
+
+    set_run_config(config)
 
     runtime = None
     if result is None:

@@ -31,16 +31,22 @@ MONITORING_KEYS: dict[str, tuple[tuple[type, ...], Any]] = {
     "node": ((str,), None),
 }
 
-# Sections other modules read; their keys are checked by their owners.
-OTHER_SECTIONS = ("outputs", "spool")
+# Sections checked here (monitoring), in accre_monitor.sections (spool, bus), or by each
+# output when it is built (outputs).
+OTHER_SECTIONS = ("outputs", "spool", "bus")
 
 SECRET_WORDS = ("password", "api_key", "apikey", "token", "secret", "webhook")
 
 
 class Config:
-    """The validated config: `[monitoring]` keys as attributes, other sections in `sections`."""
+    """The validated config: `[monitoring]` keys as attributes, other sections in `sections`.
 
-    __slots__ = ("path", "sections", *MONITORING_KEYS)
+    `spool` and `bus` are those sections checked, with defaults; `problems` lists what is
+    wrong with delivery settings (each already reported once on stderr): they never change a
+    check's verdict, and `spool_health` shows them.
+    """
+
+    __slots__ = ("path", "sections", "_spool", "_bus", "problems", *MONITORING_KEYS)
 
     def __init__(self, path: str | None = None, data: dict[str, Any] | None = None) -> None:
         self.path = path
@@ -50,6 +56,48 @@ class Config:
             value = monitoring.get(key, default)
             setattr(self, key, list(value) if isinstance(value, list) else value)
         self.sections: dict[str, Any] = {k: v for k, v in data.items() if k != "monitoring"}
+        self.problems: list[str] = []
+        self._spool: dict[str, Any] | None = None
+        self._bus: dict[str, Any] | None = None
+        # checked now when present, so that their problems are reported on every run;
+        # absent, their defaults are worked out only if a run needs them
+        if "spool" in self.sections:
+            self._spool = self.spool
+        if "bus" in self.sections:
+            self._bus = self.bus
+
+    @property
+    def spool(self) -> dict[str, Any]:
+        """The `[spool]` settings, checked, with defaults."""
+        if self._spool is None:
+            from accre_monitor.sections import spool_section
+
+            self._spool = self._checked("spool", spool_section)
+        return self._spool
+
+    @property
+    def bus(self) -> dict[str, Any]:
+        """The `[bus]` settings, checked, with defaults."""
+        if self._bus is None:
+            from accre_monitor.sections import bus_section
+
+            self._bus = self._checked("bus", bus_section)
+        return self._bus
+
+    def _checked(self, name: str, check: Any) -> dict[str, Any]:
+        settings, unknown, problems = check(self.sections.get(name), self.path)
+        for key in unknown:
+            log.warning("unknown config key", key=f"{name}.{key}", file=self.path)
+        for problem in problems:
+            self.problem(f"{problem}; using the default")
+        return settings
+
+    def problem(self, message: str) -> None:
+        """Report a delivery-side configuration problem once, and keep it for spool_health."""
+        if message not in self.problems:
+            self.problems.append(message)
+            where = f"config file {self.path}" if self.path else "built-in config"
+            log.error(f"invalid {where}: {message}")
 
     def section(self, name: str) -> dict[str, Any]:
         """A top-level section (e.g. `spool`), empty when absent."""
@@ -60,6 +108,10 @@ class Config:
         """The `[outputs.NAME]` table, empty when absent."""
         value = self.section("outputs").get(name, {})
         return value if isinstance(value, dict) else {}
+
+    def defined_outputs(self) -> list[str]:
+        """Every output this config names: `monitoring.outputs`, then `[outputs.*]` sections."""
+        return list(dict.fromkeys([*self.outputs, *self.section("outputs")]))
 
 
 def find_config_path(explicit: str | None = None) -> str | None:
@@ -87,7 +139,11 @@ def load_config(explicit: str | None = None) -> Config:
         return Config()
     try:
         info = os.stat(path)
-        data = config_cache.load(path, info) if os.access(path, os.R_OK) else None
+        if os.access(path, os.R_OK):
+            data = config_cache.load(path, info)
+        else:  # a copy must not outlive this user's right to read the file
+            config_cache.forget(path)
+            data = None
         if data is None:
             data = parse(path)
             config_cache.save(path, info, data)
@@ -145,9 +201,33 @@ def validate(data: dict[str, Any], path: str) -> None:
         )
     if monitoring.get("timeout", DEFAULT_TIMEOUT) < 0:
         raise ConfigError(f"invalid config file {path}: monitoring.timeout must be >= 0")
+    outputs = data.get("outputs", {})
+    if not isinstance(outputs, dict) or not all(isinstance(v, dict) for v in outputs.values()):
+        raise ConfigError(f"invalid config file {path}: [outputs.NAME] sections must be tables")
+    _check_output_names(monitoring.get("outputs", []), outputs, path)
+
+
+def _check_output_names(used: list[str], sections: dict[str, Any], path: str) -> None:
+    """An output the run uses must exist (UNKNOWN otherwise); a section for no known output is
+    worth a warning."""
+    from accre_monitor.outputs import is_known_output
+
+    for name in used:
+        if not is_known_output(name):
+            from accre_monitor.outputs import unknown_output_error
+
+            raise ConfigError(f"invalid config file {path}: {unknown_output_error(name)}")
+    from accre_monitor.outputs import is_known_section
+
+    for name in sections:
+        if not is_known_section(name):
+            log.warning(
+                "config section for an unknown output", section=f"outputs.{name}", file=path
+            )
 
 
 def _holds_secrets(data: Any) -> bool:
+    """Whether a key named like a secret has a value, or a URL carries a password."""
     if isinstance(data, dict):
         return any(
             (
@@ -159,4 +239,16 @@ def _holds_secrets(data: Any) -> bool:
             or _holds_secrets(value)
             for key, value in data.items()
         )
-    return False
+    if isinstance(data, list):
+        return any(_holds_secrets(item) for item in data)
+    return isinstance(data, str) and url_has_password(data)
+
+
+def url_has_password(value: str) -> bool:
+    """`scheme://user:password@host...` (the password may be empty)."""
+    scheme_end = value.find("://")
+    if scheme_end < 1:
+        return False
+    netloc = value[scheme_end + 3 :].split("/", 1)[0]
+    userinfo, at, _host = netloc.rpartition("@")
+    return bool(at) and ":" in userinfo

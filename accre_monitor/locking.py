@@ -1,9 +1,13 @@
 """One run of a check at a time: flock(2) locks in a private lock directory.
 
 A check stuck on a hung file system must not pile up a new copy every minute. The
-lock directory usually lives in shared /tmp, so it is created 0700 and refused when
-it is a symlink or belongs to another user (another user could otherwise pre-create
-it and hold or swap our locks).
+default lock directory, /tmp/<user>/accre-monitor, lives in shared sticky /tmp, where
+another user may have planted /tmp/<user> (a directory or a link of theirs) to hold or
+swap our locks. So the path is walked from / without following links, and refused
+before anything is created when a directory on the way belongs to another user or is
+writable by others without the sticky bit, or a link on the way belongs to neither root
+nor this user; the lock directory itself must be this user's, not a link, and writable by
+no one else.
 """
 
 from __future__ import annotations
@@ -43,22 +47,108 @@ def resolve_lockdir(configured: str | None) -> str | None:
 
 
 def prepare_lockdir(path: str) -> str:
-    """Create the lock directory (0700) if missing and make sure it is safe to use."""
-    parent = os.path.dirname(path.rstrip("/"))
+    """Make sure the lock directory is safe to use, creating it (0700) when missing.
+
+    The path is walked from / one component at a time, each opened without following
+    links, and everything is checked before anything is created: whoever may rename
+    entries in a directory on the way could swap the lock directory out.
+    """
+    start = path if path.startswith("/") else os.path.join(os.getcwd(), path)
+    fd = _walk(_components(start), path)
     try:
-        if parent and not os.path.lexists(parent):
-            os.makedirs(parent, mode=0o700, exist_ok=True)
-        if not os.path.lexists(path):
-            os.mkdir(path, 0o700)
-        info = os.lstat(path)
+        _check_lockdir(os.fstat(fd), path)
+    finally:
+        os.close(fd)
+    return path
+
+
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_MAX_DETOURS = 40  # links followed plus creation races lost (the kernel follows 40 links)
+
+
+def _components(path: str) -> list[str]:
+    """The names of `path`, last first (the walk pops them)."""
+    return [name for name in reversed(path.split("/")) if name not in ("", ".")]
+
+
+def _walk(pending: list[str], path: str) -> int:
+    """Descend from / through `pending`; return the open descriptor of the last directory.
+
+    A symlink on the way is followed only when root or this user owns it; a missing
+    component is created 0700, which happens only once every one before it was checked.
+    """
+    fd, shown, detours = os.open("/", _DIRECTORY_FLAGS), "/", 0
+    try:
+        while pending:
+            _check_parent(os.fstat(fd), shown, path)
+            name = pending.pop()
+            here = os.path.join(shown, name)
+            try:
+                info = os.lstat(name, dir_fd=fd)
+            except FileNotFoundError:
+                info = None
+            if info is None or stat.S_ISLNK(info.st_mode):
+                detours += 1
+                if detours > _MAX_DETOURS:
+                    raise UserError(f"refusing lock directory {path}: too many symbolic links")
+            if info is None:
+                _make_directory(fd, name, path)
+                pending.append(name)  # check what is there now, whoever made it
+            elif stat.S_ISLNK(info.st_mode):
+                _check_link(info, here, path, last=not pending)
+                target = os.readlink(name, dir_fd=fd)
+                pending.extend(_components(target))
+                if target.startswith("/"):
+                    os.close(fd)
+                    fd, shown = os.open("/", _DIRECTORY_FLAGS), "/"
+            elif not stat.S_ISDIR(info.st_mode):
+                what = here if pending else "it"
+                raise UserError(f"refusing lock directory {path}: {what} is not a directory")
+            else:
+                child = os.open(name, _DIRECTORY_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd, shown = child, here
+    except BaseException as exc:
+        os.close(fd)
+        if isinstance(exc, OSError):
+            raise UserError(f"cannot use lock directory {path}: {exc.strerror or exc}") from None
+        raise
+    return fd
+
+
+def _check_link(info: os.stat_result, here: str, path: str, last: bool) -> None:
+    """The lock directory itself is never a link; a link on the way must be root's or ours."""
+    if last:
+        raise UserError(f"refusing lock directory {path}: it is a symlink")
+    if info.st_uid not in (0, os.getuid()):
+        raise UserError(
+            f"refusing lock directory {path}: {here} is a symlink owned by uid {info.st_uid}, "
+            "not by root or this user"
+        )
+
+
+def _make_directory(fd: int, name: str, path: str) -> None:
+    try:
+        os.mkdir(name, 0o700, dir_fd=fd)
     except FileExistsError:
-        info = os.lstat(path)
+        pass
     except OSError as exc:
         raise UserError(f"cannot create lock directory {path}: {exc.strerror or exc}") from None
-    if stat.S_ISLNK(info.st_mode):
-        raise UserError(f"refusing lock directory {path}: it is a symlink")
-    if not stat.S_ISDIR(info.st_mode):
-        raise UserError(f"refusing lock directory {path}: it is not a directory")
+
+
+def _check_parent(info: os.stat_result, shown: str, path: str) -> None:
+    """A directory on the way must belong to root or this user, and be sticky if others write."""
+    if info.st_uid not in (0, os.getuid()):
+        raise UserError(
+            f"refusing lock directory {path}: {shown} is owned by uid {info.st_uid}, "
+            "not by root or this user"
+        )
+    if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+        raise UserError(f"refusing lock directory {path}: {shown} is writable by others")
+
+
+def _check_lockdir(info: os.stat_result, path: str) -> None:
+    """The lock directory itself must be this user's and writable by no one else."""
     if info.st_uid != os.getuid():
         raise UserError(
             f"refusing lock directory {path}: it is owned by uid {info.st_uid}, "
@@ -66,20 +156,6 @@ def prepare_lockdir(path: str) -> str:
         )
     if info.st_mode & 0o022:
         raise UserError(f"refusing lock directory {path}: it is writable by others")
-    _check_parent(parent or ".", path)
-    return path
-
-
-def _check_parent(parent: str, path: str) -> None:
-    """Whoever may rename entries in the parent could swap the lock directory out."""
-    info = os.stat(parent)
-    foreign = info.st_uid not in (0, os.getuid())
-    open_to_others = info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX
-    if foreign or open_to_others:
-        raise UserError(
-            f"refusing lock directory {path}: its parent {parent} is "
-            f"{'owned by another user' if foreign else 'writable by others'}"
-        )
 
 
 def use_lockdir(path: str | None) -> None:

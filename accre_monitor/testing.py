@@ -25,7 +25,7 @@ def run_check(
     """Run `check` (a function, or a name found like the CLI finds it) guarded, as the CLI would.
 
     Exceptions, bad return values and (with `timeout` > 0) hangs become UNKNOWN records,
-    exactly as on the command line; nothing is printed and nothing exits.
+    exactly as on the command line; nothing exits, and what the check prints goes to stderr.
     """
     from accre_monitor.runner import run_guarded
 

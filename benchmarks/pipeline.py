@@ -44,7 +44,7 @@ from typing import Any
 
 import orjson
 
-from accre_monitor.pipeline.codec import encode
+from accre_monitor.codec import encode
 from accre_monitor.pipeline.replay import replay
 from accre_monitor.pipeline.spool import SCHEMA, Spool, spool_settings
 from accre_monitor.record import build_record, iso_now, new_id

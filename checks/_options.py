@@ -9,10 +9,16 @@ a check needs, or raise `OptionError` with a message fit for the short text, whi
 A None value (a bare `--warning`, or JSON null) means "not given": the default applies.
 """
 
-import math
-from typing import Any
+from __future__ import annotations
 
+from accre_monitor.range import INF, SYNTAX, Range
 from accre_monitor.status import UNKNOWN, normalize_status
+
+# `typing` costs more to import than loadavg takes to run: annotations only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 class OptionError(ValueError):
@@ -95,7 +101,7 @@ def _to_number(value: Any) -> float | int | None:
                 return None
     if isinstance(value, int):
         return value
-    if isinstance(value, float) and math.isfinite(value):
+    if isinstance(value, float) and value == value and value not in (INF, -INF):  # finite
         return int(value) if value.is_integer() else value
     return None
 
@@ -111,9 +117,77 @@ def _describe(integer: bool, minimum: float | None, maximum: float | None) -> st
     return kind
 
 
-def percent(opts: dict[str, Any], key: str, default: float) -> float:
-    """A percentage threshold, 0 to 100."""
-    return number(opts, key, default, minimum=0, maximum=100)
+class Threshold:
+    """A threshold option: the Range the check alerts on, and the value as given, for the data."""
+
+    __slots__ = ("range", "given")
+
+    def __init__(self, range_: Range, given: int | float | str) -> None:
+        self.range = range_
+        self.given = given
+
+    def alerts(self, value: float) -> bool:
+        return self.range.alerts(value)
+
+    def __repr__(self) -> str:
+        return f"Threshold({self.range!r}, {self.given!r})"
+
+
+def threshold(
+    opts: dict[str, Any],
+    key: str,
+    default: float | None,
+    plain: Callable[[float], Range],
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> Threshold | None:
+    """A threshold: a plain number in the check's own meaning, or a Nagios range.
+
+    `plain` turns a number into the Range it means for this check (Range.alert_above for
+    "above N", ...), so existing command lines keep working; numbers, numeric strings
+    included, must lie within [minimum, maximum]. Any other text is a range of the
+    monitoring-plugins syntax (`10`, `10:`, `~:10`, `10:20`, `@10:20`), taken as written.
+    None when unset and without a default.
+    """
+    value = opts.get(key)
+    if value is None:
+        if default is None:
+            return None
+        value = default
+    return threshold_value(key, value, plain, minimum=minimum, maximum=maximum)
+
+
+def threshold_value(
+    key: str,
+    value: Any,
+    plain: Callable[[float], Range],
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> Threshold:
+    """One threshold value (see `threshold`); `key` names the option in messages."""
+    if isinstance(value, Range):
+        return Threshold(value, str(value))
+    parsed = _to_number(value)
+    expected = f"{_describe(False, minimum, maximum)} or a range ({SYNTAX})"
+    if parsed is not None:
+        if (minimum is not None and parsed < minimum) or (maximum is not None and parsed > maximum):
+            raise OptionError(f"option {key} must be {expected}, not {value!r}")
+        try:
+            return Threshold(plain(parsed), parsed)
+        except ValueError as err:  # a meaning no range can express, e.g. 0:N for N < 0
+            raise OptionError(f"option {key}: {err}") from None
+    if isinstance(value, str):
+        try:
+            parsed_range = Range(value)
+        except ValueError as err:
+            # Text with a colon was meant as a range: say what is wrong with it.
+            if ":" in value:
+                raise OptionError(f"option {key}: {err}") from None
+            raise OptionError(f"option {key} must be {expected}, not {value!r}") from None
+        return Threshold(parsed_range, str(parsed_range))
+    raise OptionError(f"option {key} must be {expected}, not {value!r}")
 
 
 def text(opts: dict[str, Any], key: str, default: str | None = None, *, required: bool = False):

@@ -2,17 +2,18 @@
 
 import os
 
-from accre_monitor import monitor_command
+from accre_monitor import Range, monitor_command
 from accre_monitor.status import CRITICAL, OK, UNKNOWN, WARNING, worst
 
 from ._options import (
     OptionError,
+    Threshold,
     bad_options,
     check_known,
     fmt_bytes,
     fmt_percent,
-    percent,
     strings,
+    threshold,
 )
 
 _OPTIONS = ("mounts", "warning", "critical", "inode_warning", "inode_critical")
@@ -30,11 +31,14 @@ def disk_usage(opts: dict) -> tuple:
       --inode_warning PCT   WARNING when inodes used reach PCT percent (default 80)
       --inode_critical PCT  CRITICAL when inodes used reach PCT percent (default 90)
 
-    Thresholds are percentages from 0 to 100, compared with >= (so 0 always fires and
-    100 fires only on a full file system). Space used is computed like df: used blocks
-    over used plus blocks available to unprivileged users, so blocks reserved for root
-    count as used. File systems that report no inodes (btrfs, some network file
-    systems) skip the inode thresholds.
+    A threshold is a percentage from 0 to 100, compared with >= (so 0 always fires and
+    100 fires only on a full file system), or a Nagios range: `A:B` alerts outside A to
+    B (bounds included), `A:` below A, `~:B` above B, `@A:B` from A to B. So `@80:` is
+    the same as 80, and `~:80` alerts only above 80.
+
+    Space used is computed like df: used blocks over used plus blocks available to
+    unprivileged users, so blocks reserved for root count as used. File systems that
+    report no inodes (btrfs, some network file systems) skip the inode thresholds.
 
     Status: the worst over all mounts. A path that does not exist or cannot be
     queried is UNKNOWN for that mount. Bad option values give UNKNOWN.
@@ -42,16 +46,16 @@ def disk_usage(opts: dict) -> tuple:
     Data: {"mounts": [{"mount", "status", "used_percent", "inodes_used_percent",
     "total_bytes", "used_bytes", "free_bytes", "inodes_total", "inodes_free"}]}
     (free_bytes: available to unprivileged users), or {"mount", "status", "error"}
-    for a mount that could not be read; plus the thresholds used.
+    for a mount that could not be read; plus the thresholds as given ("thresholds").
+    Performance data: per mount (labelled mounts.MOUNT.FIELD) the percentages with
+    their thresholds, the sizes in bytes and the inode counts.
     """
     try:
         opts = check_known(opts, _OPTIONS)
         mounts = strings(opts, "mounts") or ["/"]
         thresholds = {
-            "warning": percent(opts, "warning", 80),
-            "critical": percent(opts, "critical", 90),
-            "inode_warning": percent(opts, "inode_warning", 80),
-            "inode_critical": percent(opts, "inode_critical", 90),
+            key: threshold(opts, key, default, Range.alert_at_or_above, minimum=0, maximum=100)
+            for key, default in _DEFAULTS.items()
         }
     except OptionError as err:
         return bad_options("DISK", err)
@@ -60,7 +64,36 @@ def disk_usage(opts: dict) -> tuple:
     status = worst(*(entry["status"] for entry in results))
     short = f"DISK {status} - " + "; ".join(_summary(entry) for entry in results)
     long = "\n".join(_details(entry) for entry in results)
-    return status, {"mounts": results, "thresholds": thresholds}, short, long
+    data = {"mounts": results, "thresholds": {k: t.given for k, t in thresholds.items()}}
+    return status, data, short, long, _perf(thresholds)
+
+
+_DEFAULTS = {"warning": 80, "critical": 90, "inode_warning": 80, "inode_critical": 90}
+
+
+def _perf(thresholds: dict[str, Threshold]) -> dict:
+    """Performance data hints: units, and the thresholds on the two percentages."""
+    percent = {"uom": "%", "min": 0, "max": 100}
+    size = {"uom": "B", "min": 0}
+    return {
+        "mounts": {"labels": "mount"},
+        "mounts.*.used_percent": {
+            **percent,
+            "warn": thresholds["warning"].range,
+            "crit": thresholds["critical"].range,
+        },
+        "mounts.*.inodes_used_percent": {
+            **percent,
+            "warn": thresholds["inode_warning"].range,
+            "crit": thresholds["inode_critical"].range,
+        },
+        "mounts.*.total_bytes": size,
+        "mounts.*.used_bytes": size,
+        "mounts.*.free_bytes": size,
+        "mounts.*.inodes_total": {"min": 0},
+        "mounts.*.inodes_free": {"min": 0},
+        "thresholds": {"omit": True},
+    }
 
 
 def _measure(mount: str, thresholds: dict) -> dict:
@@ -95,10 +128,10 @@ def _measure(mount: str, thresholds: dict) -> dict:
     }
 
 
-def _level(value: float, warning: float, critical: float) -> str:
-    if value >= critical:
+def _level(value: float, warning: Threshold, critical: Threshold) -> str:
+    if critical.alerts(value):
         return CRITICAL
-    if value >= warning:
+    if warning.alerts(value):
         return WARNING
     return OK
 

@@ -3,16 +3,16 @@
 import os
 import time
 
-from accre_monitor import monitor_command
+from accre_monitor import Range, monitor_command
 from accre_monitor.status import CRITICAL, OK, UNKNOWN, WARNING
 
 from ._options import (
     OptionError,
     bad_options,
     check_known,
-    number,
     status_option,
     text,
+    threshold,
 )
 
 _OPTIONS = ("path", "warning", "critical", "missing")
@@ -31,19 +31,23 @@ def file_age(opts: dict) -> tuple:
 
     The age is now minus the modification time; "older than" is strict (>). A
     modification time in the future gives a negative age, which is OK and said so.
+    A threshold may also be a Nagios range of seconds: `A:B` alerts outside A to B
+    (bounds included), `A:` below A, `~:B` above B (the same as B), `@A:B` from A to
+    B. So `--warning 0:300` also warns about a modification time in the future.
 
     Status: CRITICAL/WARNING/OK from the age; the `missing` status when the file (or a
     directory on its path) does not exist; UNKNOWN when it cannot be examined (e.g.
     permission denied) or bad option values are given.
 
-    Data: {"path", "exists", "age_seconds", "mtime" (epoch seconds), "warning", "critical"};
-    age_seconds and mtime are null when the file is missing.
+    Data: {"path", "exists", "age_seconds", "mtime" (epoch seconds), "warning", "critical"
+    (as given)}; age_seconds and mtime are null when the file is missing. Performance
+    data: age_seconds, with its thresholds.
     """
     try:
         opts = check_known(opts, _OPTIONS)
         path = text(opts, "path", required=True)
-        warning = number(opts, "warning", 300, minimum=0)
-        critical = number(opts, "critical", 900, minimum=0)
+        warning = threshold(opts, "warning", 300, Range.alert_above, minimum=0)
+        critical = threshold(opts, "critical", 900, Range.alert_above, minimum=0)
         missing = status_option(opts, "missing", CRITICAL)
     except OptionError as err:
         return bad_options("FILE_AGE", err)
@@ -53,23 +57,28 @@ def file_age(opts: dict) -> tuple:
         "exists": False,
         "age_seconds": None,
         "mtime": None,
-        "warning": warning,
-        "critical": critical,
+        "warning": warning.given,
+        "critical": critical.given,
+    }
+    perf = {
+        "age_seconds": {"uom": "s", "warn": warning.range, "crit": critical.range},
+        **{key: {"omit": True} for key in ("mtime", "warning", "critical")},
     }
     try:
         mtime = os.stat(path).st_mtime
     except (FileNotFoundError, NotADirectoryError):
-        return missing, data, f"FILE_AGE {missing} - {path} does not exist", None
+        return missing, data, f"FILE_AGE {missing} - {path} does not exist", None, perf
     except OSError as err:
         data["error"] = err.strerror or str(err)
-        return UNKNOWN, data, f"FILE_AGE UNKNOWN - cannot stat {path}: {data['error']}", None
+        short = f"FILE_AGE UNKNOWN - cannot stat {path}: {data['error']}"
+        return UNKNOWN, data, short, None, perf
 
     age = time.time() - mtime
     data.update(exists=True, age_seconds=round(age, 3), mtime=mtime)
-    if age > critical:
-        status, bound = CRITICAL, f" (older than {_duration(critical)})"
-    elif age > warning:
-        status, bound = WARNING, f" (older than {_duration(warning)})"
+    if critical.alerts(age):
+        status, bound = CRITICAL, f" ({_crossed(critical.range, age)})"
+    elif warning.alerts(age):
+        status, bound = WARNING, f" ({_crossed(warning.range, age)})"
     else:
         status, bound = OK, ""
     if age < 0:
@@ -77,7 +86,17 @@ def file_age(opts: dict) -> tuple:
     else:
         age_text = f"modified {_duration(age)} ago"
     stamp = time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(mtime))
-    return status, data, f"FILE_AGE {status} - {path} {age_text}{bound}", f"mtime: {stamp}"
+    short = f"FILE_AGE {status} - {path} {age_text}{bound}"
+    return status, data, short, f"mtime: {stamp}", perf
+
+
+def _crossed(limit: Range, age: float) -> str:
+    """Why `age` alerts: `older than 5 min`, `newer than 10 s`, or `age in @60:120`."""
+    if limit.inside:
+        return f"age in {limit}"
+    if age < limit.start:
+        return f"newer than {_duration(limit.start)}"
+    return f"older than {_duration(limit.end)}"
 
 
 def _duration(seconds: float) -> str:

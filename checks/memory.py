@@ -1,15 +1,16 @@
 """Memory and swap checks."""
 
-from accre_monitor import monitor_command
+from accre_monitor import Range, monitor_command
 from accre_monitor.status import CRITICAL, OK, UNKNOWN, WARNING, worst
 
 from ._options import (
     OptionError,
+    Threshold,
     bad_options,
     check_known,
     fmt_bytes,
     fmt_percent,
-    percent,
+    threshold,
 )
 
 _OPTIONS = ("warning", "critical", "swap_warning", "swap_critical")
@@ -37,19 +38,22 @@ def memory(opts: dict) -> tuple:
     (>=). On a node without swap the swap thresholds are ignored. Memory limits of
     cgroups (containers, Slurm jobs) are not considered: this is the node's view.
 
+    A threshold may also be a Nagios range: `A:B` alerts outside A to B (bounds
+    included), `A:` below A, `~:B` above B, `@A:B` from A to B. So `--warning 10:` is
+    the same as `--warning 10`, and `--swap_warning @50:` as `--swap_warning 50`.
+
     Status: the worse of the memory and swap statuses. UNKNOWN when /proc/meminfo
     cannot be read or bad option values are given.
 
     Data: {"total_bytes", "available_bytes", "available_percent", "swap_total_bytes",
-    "swap_free_bytes", "swap_used_percent" (null without swap), "thresholds"}.
+    "swap_free_bytes", "swap_used_percent" (null without swap), "thresholds" (as
+    given)}. Performance data: the same numbers, percentages with their thresholds.
     """
     try:
         opts = check_known(opts, _OPTIONS)
         thresholds = {
-            "warning": percent(opts, "warning", 10),
-            "critical": percent(opts, "critical", 5),
-            "swap_warning": percent(opts, "swap_warning", 50),
-            "swap_critical": percent(opts, "swap_critical", 80),
+            key: threshold(opts, key, default, plain, minimum=0, maximum=100)
+            for key, (default, plain) in _THRESHOLDS.items()
         }
     except OptionError as err:
         return bad_options("MEMORY", err)
@@ -68,21 +72,13 @@ def memory(opts: dict) -> tuple:
     swap_free = info.get("SwapFree", 0)
 
     available_percent = round(100.0 * available / total, 2) if total else 0.0
-    if available_percent < thresholds["critical"]:
-        mem_status = CRITICAL
-    elif available_percent < thresholds["warning"]:
-        mem_status = WARNING
-    else:
-        mem_status = OK
+    mem_status = _level(available_percent, thresholds["warning"], thresholds["critical"])
 
     if swap_total:
         swap_used_percent = round(100.0 * (swap_total - swap_free) / swap_total, 2)
-        if swap_used_percent >= thresholds["swap_critical"]:
-            swap_status = CRITICAL
-        elif swap_used_percent >= thresholds["swap_warning"]:
-            swap_status = WARNING
-        else:
-            swap_status = OK
+        swap_status = _level(
+            swap_used_percent, thresholds["swap_warning"], thresholds["swap_critical"]
+        )
         swap_text = f"swap {fmt_percent(swap_used_percent)}% used"
     else:
         swap_used_percent = None
@@ -106,9 +102,52 @@ def memory(opts: dict) -> tuple:
         "swap_total_bytes": swap_total,
         "swap_free_bytes": swap_free,
         "swap_used_percent": swap_used_percent,
-        "thresholds": thresholds,
+        "thresholds": {key: limit.given for key, limit in thresholds.items()},
     }
-    return status, data, short, long
+    return status, data, short, long, _perf(thresholds)
+
+
+# option -> (default, the Range a plain number means): memory alerts below, swap from.
+_THRESHOLDS = {
+    "warning": (10, Range.alert_below),
+    "critical": (5, Range.alert_below),
+    "swap_warning": (50, Range.alert_at_or_above),
+    "swap_critical": (80, Range.alert_at_or_above),
+}
+
+
+def _level(value: float, warning: Threshold, critical: Threshold) -> str:
+    if critical.alerts(value):
+        return CRITICAL
+    if warning.alerts(value):
+        return WARNING
+    return OK
+
+
+def _perf(thresholds: dict[str, Threshold]) -> dict:
+    """Performance data hints: units, and the thresholds on the two percentages."""
+    size = {"uom": "B", "min": 0}
+    return {
+        "total_bytes": size,
+        "available_bytes": size,
+        "available_percent": {
+            "uom": "%",
+            "warn": thresholds["warning"].range,
+            "crit": thresholds["critical"].range,
+            "min": 0,
+            "max": 100,
+        },
+        "swap_total_bytes": size,
+        "swap_free_bytes": size,
+        "swap_used_percent": {
+            "uom": "%",
+            "warn": thresholds["swap_warning"].range,
+            "crit": thresholds["swap_critical"].range,
+            "min": 0,
+            "max": 100,
+        },
+        "thresholds": {"omit": True},
+    }
 
 
 def read_meminfo(path: str = MEMINFO) -> dict[str, int]:

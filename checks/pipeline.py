@@ -1,9 +1,9 @@
 """Checks on accre-monitor's own shipping of results."""
 
-from accre_monitor import monitor_command
-from accre_monitor.status import CRITICAL, OK, UNKNOWN, WARNING, worst
+from accre_monitor import monitor_command, run_config
+from accre_monitor.status import CRITICAL, OK, WARNING, worst
 
-from ._options import OptionError, bad_options, check_known, number
+from ._options import OptionError, bad_options, check_known, number, text
 
 _OPTIONS = (
     "backlog_warning",
@@ -18,10 +18,14 @@ _OPTIONS = (
 
 @monitor_command
 def spool_health(opts: dict) -> tuple:
-    """Backlog of the local spool: results not yet delivered to their stores.
+    """Shipping of results: the spool's backlog, and every delivery setting of the config.
 
-    Alerts when shipping has stalled: a store down for long, a broken config, records
-    refused for good. Reads the spool named by the config (`[spool] path`).
+    Alerts when shipping has stalled (a store down for long, records refused for good) and
+    when delivery is misconfigured, once per node instead of on every check: a bad setting
+    of an output or of `[spool]`/`[bus]`, an output's missing client package, a corrupt
+    spool file set aside. Reads the configuration of its own run (`accre-monitor --config
+    PATH spool_health` looks at PATH) and the spool it names (`[spool] path`); every output
+    the config defines is checked, whatever `--outputs` a run names.
 
     Options:
       --backlog_warning N   WARNING when an output has N or more spooled records (default 100)
@@ -31,11 +35,14 @@ def spool_health(opts: dict) -> tuple:
       --age_critical SECS   CRITICAL at SECS or older (default 3600)
       --dead_warning N      WARNING when there are N or more dead letters (default 1)
       --dead_critical N     CRITICAL at N or more dead letters (default: never)
-      --config PATH         read this config file instead of the usual lookup
+      --config PATH         read this config file instead of the run's
 
-    Status: the worst over all outputs; OK when nothing is spooled (or no spool exists).
-    Data: {"spool": path, "outputs": {NAME: {"spooled", "oldest_age", "due",
-    "dead_letters", "status"}}, "dropped": records dropped at the size cap so far}.
+    Status: CRITICAL for a delivery setting that is wrong, a spool that cannot be read, or a
+    corrupt spool file set aside (delete it once inspected to clear the alert); otherwise the
+    worst over all outputs; OK when nothing is spooled (or no spool exists).
+    Data: {"spool": path, "outputs": {NAME: {"spooled", "oldest_age", "due", "next_due",
+    "dead_letters", "expired", "status"}}, "dropped": records dropped at the size cap so far,
+    "problems": [...], "set_aside": [...]}.
     """
     try:
         opts = check_known(opts, _OPTIONS)
@@ -53,26 +60,26 @@ def spool_health(opts: dict) -> tuple:
                 number(opts, "dead_critical", None, minimum=1),
             ),
         }
+        config_path = text(opts, "config")
     except OptionError as exc:
         return bad_options("SPOOL", exc)
 
     from accre_monitor.config import load_config
-    from accre_monitor.pipeline.spool import Spool
+    from accre_monitor.pipeline.report import read_spool
 
-    spool = None
-    try:
-        spool = Spool.from_config(load_config(opts.get("config")))
-        stats = spool.stats() if spool.exists() else {}
-        dropped = spool.dropped() if spool.exists() else 0
-    except Exception as exc:  # a spool that cannot be read is itself news
-        return UNKNOWN, {"error": str(exc)}, f"SPOOL UNKNOWN - cannot read the spool: {exc}"
-    finally:
-        if spool is not None:
-            spool.close()
+    config = load_config(config_path) if config_path else run_config()
+    report = read_spool(config.spool)
+    output_problems = _output_problems(config)
+    problems = [*config.problems, *output_problems]
+    if report.corrupt or report.error:
+        problems.append(report.corrupt or f"cannot read the spool: {report.error}")
+    problems += [
+        f"corrupt spool set aside: {path} (inspect, then delete it)" for path in report.set_aside
+    ]
 
-    status = OK
-    problems = []
-    for output, row in sorted(stats.items()):
+    status = CRITICAL if problems else OK
+    backlog = []
+    for output, row in sorted(report.outputs.items()):
         values = {
             "backlog": row["spooled"],
             "age": row["oldest_age"] or 0,
@@ -87,11 +94,39 @@ def spool_health(opts: dict) -> tuple:
         row["status"] = row_status
         status = worst(status, row_status)
         if row_status != OK:
-            problems.append(
+            backlog.append(
                 f"{output} {row['spooled']} spooled, oldest "
                 f"{values['age']:.0f}s, {row['dead_letters']} dead"
             )
-    total = sum(row["spooled"] for row in stats.values())
-    summary = "; ".join(problems) if problems else f"{total} records spooled"
-    data = {"spool": spool.path, "outputs": stats, "dropped": dropped}
-    return status, data, f"SPOOL {status} - {summary}"
+    total = sum(row["spooled"] for row in report.outputs.values())
+    summary = "; ".join([*problems, *backlog]) or f"{total} records spooled"
+    data = {**report.as_dict(), "problems": problems}
+    long = "\n".join(problems) if len(problems) > 1 else None
+    return status, data, f"SPOOL {status} - {summary}", long
+
+
+def _output_problems(config) -> list[str]:
+    """Why each remote output the config defines cannot be built, if it cannot."""
+    from accre_monitor.errors import ConfigError, UserError
+    from accre_monitor.outputs import PRESETS, build_output, is_known_output, is_synchronous
+    from accre_monitor.pipeline.wiring import filter_stages
+
+    problems = []
+    names = config.defined_outputs()
+    for section in list(names):  # [outputs.slack]: checked as the outputs reading it are
+        if not is_known_output(section):
+            users = [n for n, (s, _) in PRESETS.items() if s == section and n not in names]
+            names += users[:1]
+    for name in names:
+        try:
+            if not is_known_output(name):
+                continue
+            filter_stages(name, config)  # a bad filter setting lands in config.problems
+            if is_synchronous(name):
+                continue
+            build_output(name, config).close()
+        except (ConfigError, UserError) as exc:
+            problems.append(str(exc))
+        except Exception as exc:  # an output's own bug must not hide the rest of the report
+            problems.append(f"output {name} cannot be built: {type(exc).__name__}: {exc}")
+    return problems

@@ -1,6 +1,7 @@
 """Process checks."""
 
-from accre_monitor import monitor_command
+from accre_monitor import Range, monitor_command
+from accre_monitor.range import format_number
 from accre_monitor.status import CRITICAL, OK, WARNING
 
 from ._options import (
@@ -9,9 +10,10 @@ from ._options import (
     check_known,
     number,
     strings,
+    threshold,
 )
 
-_OPTIONS = ("name", "cmdline", "min", "min_warning", "max")
+_OPTIONS = ("name", "cmdline", "min", "min_warning", "max", "warning", "critical")
 
 # At most this many matching pids go in the data (a fork bomb must not make a huge record).
 MAX_PIDS = 100
@@ -32,6 +34,11 @@ def processes(opts: dict) -> tuple:
                           with --max 0, which checks that something is NOT running)
       --min_warning N     WARNING when fewer than N match but at least min (default: unset)
       --max N             WARNING when more than N processes match (default: unset)
+      --critical RANGE    instead of min: CRITICAL when the count crosses a Nagios range
+      --warning RANGE     instead of min_warning and max: WARNING when it crosses one.
+                          `A:B` alerts outside A to B (bounds included), `A:` below A,
+                          `~:B` or a plain B above B, `@A:B` from A to B, as in
+                          check_procs: `--warning 1:1 --critical 1:` is `--min 1 --max 1`.
 
     With both name and cmdline, a process must match both. The check's own processes
     are never counted: the one running the check, and the nearest ancestors that
@@ -41,11 +48,13 @@ def processes(opts: dict) -> tuple:
     hold the searched text, and their names could be the searched name. Processes that
     vanish or cannot be read while scanning are skipped.
 
-    Status: CRITICAL below min, WARNING below min_warning or above max, else OK.
-    UNKNOWN for bad option values (negative counts, min above max, neither name nor
-    cmdline).
+    Status: CRITICAL below min (or crossing critical), WARNING below min_warning or
+    above max (or crossing warning), else OK. UNKNOWN for bad option values (negative
+    counts, min above max, min_warning above max, a range together with the options it
+    replaces, neither name nor cmdline).
 
-    Data: {"count", "pids" (first 100, sorted), "name", "cmdline", "min", "min_warning", "max"}.
+    Data: {"count", "pids" (first 100, sorted), "name", "cmdline", "min", "min_warning",
+    "max", "warning", "critical"}. Performance data: count, with its thresholds.
     """
     try:
         opts = check_known(opts, _OPTIONS)
@@ -53,12 +62,22 @@ def processes(opts: dict) -> tuple:
         cmdlines = strings(opts, "cmdline")
         if not names and not cmdlines:
             raise OptionError("option name or cmdline is required")
+        # A plain number N is check_procs' 0:N: more than N processes alert.
+        critical = threshold(opts, "critical", None, Range, minimum=0)
+        warning = threshold(opts, "warning", None, Range, minimum=0)
+        for level, replaced in (("critical", ("min",)), ("warning", ("min_warning", "max"))):
+            clash = [key for key in replaced if opts.get(key) is not None]
+            if opts.get(level) is not None and clash:
+                raise OptionError(f"option {level} replaces {' and '.join(clash)}; give one")
         maximum = number(opts, "max", None, minimum=0, integer=True)
         # `--max 0` alone means "must not run": the default min then cannot be 1.
-        minimum = number(opts, "min", 1 if maximum != 0 else 0, minimum=0, integer=True)
+        minimum = None
+        if critical is None:
+            minimum = number(opts, "min", 1 if maximum != 0 else 0, minimum=0, integer=True)
         min_warning = number(opts, "min_warning", None, minimum=0, integer=True)
-        if maximum is not None and minimum > maximum:
-            raise OptionError(f"option min ({minimum}) is above max ({maximum})")
+        for key, low in (("min", minimum), ("min_warning", min_warning)):
+            if maximum is not None and low is not None and low > maximum:
+                raise OptionError(f"option {key} ({low}) is above max ({maximum})")
     except OptionError as err:
         return bad_options("PROCS", err)
 
@@ -83,12 +102,15 @@ def processes(opts: dict) -> tuple:
     pids.sort()
     count = len(pids)
 
-    if count < minimum:
-        status, why = CRITICAL, f"fewer than {minimum}"
-    elif min_warning is not None and count < min_warning:
-        status, why = WARNING, f"fewer than {min_warning}"
-    elif maximum is not None and count > maximum:
-        status, why = WARNING, f"more than {maximum}"
+    critical_range = critical.range if critical else _below(minimum)
+    warning_range = warning.range if warning else _outside(min_warning, maximum)
+    if critical_range and critical_range.alerts(count):
+        status, why = CRITICAL, _crossed(critical_range, count)
+    elif warning_range and warning_range.alerts(count):
+        status, why = WARNING, _crossed(warning_range, count)
+    elif critical or warning:
+        levels = (("critical", critical_range), ("warning", warning_range))
+        status, why = OK, ", ".join(f"{level} {limit}" for level, limit in levels if limit)
     else:
         status, why = OK, _bounds(minimum, maximum)
 
@@ -110,8 +132,35 @@ def processes(opts: dict) -> tuple:
         "min": minimum,
         "min_warning": min_warning,
         "max": maximum,
+        "warning": warning and warning.given,
+        "critical": critical and critical.given,
     }
-    return status, data, short, long
+    perf = {
+        "count": {"warn": warning_range, "crit": critical_range, "min": 0},
+        **{key: {"omit": True} for key in data if key != "count"},
+    }
+    return status, data, short, long, perf
+
+
+def _below(minimum: int | None) -> Range | None:
+    """The critical range of `--min`: fewer alert (none for 0, which nothing is below)."""
+    return Range.alert_below(minimum) if minimum else None
+
+
+def _outside(min_warning: int | None, maximum: int | None) -> Range | None:
+    """The warning range of `--min_warning` and `--max`: fewer or more alert."""
+    if min_warning is None and maximum is None:
+        return None
+    return Range.between(min_warning or 0, float("inf") if maximum is None else maximum)
+
+
+def _crossed(limit: Range, count: int) -> str:
+    """Why `count` alerts: `fewer than 3`, `more than 1`, or `in @2:5`."""
+    if limit.inside:
+        return f"in {limit}"
+    if count < limit.start:
+        return f"fewer than {format_number(limit.start)}"
+    return f"more than {format_number(limit.end)}"
 
 
 def _own_processes(psutil) -> set[int]:

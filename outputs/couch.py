@@ -21,45 +21,26 @@ fine), then the batch is sent again: no request is spent on it while the databas
 
 from __future__ import annotations
 
-import os
+import base64
 import re
 import time
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-import orjson
-
-from accre_monitor.errors import ConfigError
-from accre_monitor.outputs.base import (
-    DELIVERED,
-    REJECTED,
-    RETRY,
-    Outcome,
-    RemoteOutput,
-    describe_error,
-    redact_url,
-)
-from accre_monitor.pipeline.codec import encode
-
-try:
-    import urllib3
-except ImportError:  # pragma: no cover - depends on the installation
-    raise ConfigError(
-        "output couch needs the urllib3 package: pip install 'accre-monitor[couch]'"
-    ) from None
+from accre_monitor.codec import encode
+from accre_monitor.outcome import DELIVERED, REJECTED, RETRY, Outcome, StoreUnavailable
+from accre_monitor.outputs.base import RemoteOutput, describe_error, redact_url
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    import urllib3
 
 # https://docs.couchdb.org/en/stable/api/database/common.html#put--db
 DATABASE_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
 # whole-request errors that are about a document in the batch, not about the server
 DOCUMENT_ERRORS = ("bad_request", "doc_validation")
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
-
-
-class CouchUnavailable(ConnectionError):
-    """The whole batch failed: CouchDB unreachable, too slow, failing, or refusing our login."""
 
 
 class CouchOutput(RemoteOutput):
@@ -73,38 +54,28 @@ class CouchOutput(RemoteOutput):
         "tls_verify": True,
     }
 
-    def __init__(self, name: str, settings: dict[str, Any] | None = None) -> None:
-        super().__init__(name, settings)
-        self.timeout = self.setting_seconds("timeout")
-        self.batch_size = self.setting_int("batch_size", minimum=1)
+    requires = (("urllib3", "couch"),)
+
+    def __init__(self, name: str, settings: dict[str, Any] | None = None, **kw: Any) -> None:
+        super().__init__(name, settings, **kw)
         database = self.settings.get("database")
         if not isinstance(database, str) or not DATABASE_NAME.match(database):
-            raise ConfigError(
-                f"outputs.{name}.database must be a CouchDB database name "
-                "(lowercase letter first, then a-z 0-9 _ $ ( ) + - /)"
+            raise self._bad(
+                "database",
+                "must be a CouchDB database name "
+                "(lowercase letter first, then a-z 0-9 _ $ ( ) + - /)",
             )
         self.database = database
-        tls_verify = self.settings.get("tls_verify")
-        if not isinstance(tls_verify, bool):
-            raise ConfigError(f"outputs.{name}.tls_verify must be true or false")
-        tls_ca_file = self.settings.get("tls_ca_file") or None
-        if tls_ca_file is not None and not os.path.isfile(tls_ca_file):
-            raise ConfigError(f"outputs.{name}.tls_ca_file {tls_ca_file!r} not found")
-
-        url = self.settings.get("url")
-        if not isinstance(url, str) or not url:
-            raise ConfigError(f"outputs.{name}.url must be a non-empty string")
+        self._tls_verify = self.setting_flag("tls_verify")
+        self._tls_ca_file = self.setting_file("tls_ca_file")
+        url = self.setting_text("url")
         try:
             parts = urlsplit(url)
             parts.port  # noqa: B018 - raises ValueError for a bad port
         except ValueError as exc:
-            raise ConfigError(
-                f"outputs.{name}.url {redact_url(url)!r} is not valid: {exc}"
-            ) from None
+            raise self._bad("url", f"{redact_url(url)!r} is not valid: {exc}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(
-                f"outputs.{name}.url must be an http:// or https:// URL (got {redact_url(url)!r})"
-            )
+            raise self._bad("url", f"must be an http:// or https:// URL (got {redact_url(url)!r})")
         netloc = parts.netloc.rpartition("@")[2]
         base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
         self.safe_url = base
@@ -112,27 +83,23 @@ class CouchOutput(RemoteOutput):
         username = self.secret("username") or (parts.username and unquote(parts.username))
         password = self.secret("password") or (parts.password and unquote(parts.password))
         if password and not username:
-            raise ConfigError(f"outputs.{name}.password is set but outputs.{name}.username is not")
+            raise self._bad("password", f"is set but outputs.{self.section}.username is not")
         self._headers = dict(JSON_HEADERS)
         if username:
-            self._headers.update(urllib3.make_headers(basic_auth=f"{username}:{password or ''}"))
-        self._tls_verify = tls_verify
-        self._tls_ca_file = tls_ca_file
+            token = base64.b64encode(f"{username}:{password or ''}".encode()).decode("ascii")
+            self._headers["Authorization"] = f"Basic {token}"
         self._http: urllib3.PoolManager | None = None
 
     # -- delivery --------------------------------------------------------------------------
 
-    def deliver(self, records: list[dict[str, Any]], timeout: float) -> list[Outcome]:
+    def prepare(self, record: dict[str, Any]) -> tuple[str, bytes]:
+        return record["id"], document(record)
+
+    def write_batch(self, items: list[tuple[str, bytes]], timeout: float) -> list[Outcome]:
         deadline = time.monotonic() + timeout
-        outcomes: list[Outcome | None] = [None] * len(records)
-        docs: list[tuple[int, str, bytes]] = []
-        for index, record in enumerate(records):
-            try:
-                docs.append((index, record["id"], document(record)))
-            except ValueError as exc:
-                outcomes[index] = Outcome(REJECTED, str(exc))
-        for start in range(0, len(docs), self.batch_size):
-            self._send(docs[start : start + self.batch_size], outcomes, deadline)
+        outcomes: list[Outcome | None] = [None] * len(items)
+        docs = [(index, doc_id, body) for index, (doc_id, body) in enumerate(items)]
+        self._send(docs, outcomes, deadline)
         return outcomes  # type: ignore[return-value]
 
     def _send(self, docs: list, outcomes: list, deadline: float) -> None:
@@ -158,17 +125,20 @@ class CouchOutput(RemoteOutput):
                 self._send(docs[:middle], outcomes, deadline)
                 self._send(docs[middle:], outcomes, deadline)
         else:
-            raise CouchUnavailable(f"couchdb {self.db_url}: {_reason(status, answer)}")
+            raise StoreUnavailable(f"couchdb {self.db_url}: {_reason(status, answer)}")
 
     def _create_database(self, deadline: float) -> None:
         status, answer = self._request("PUT", "", None, deadline)
         if status not in (201, 202, 412):
-            raise CouchUnavailable(
+            raise StoreUnavailable(
                 f"couchdb {self.db_url}: cannot create the database: {_reason(status, answer)}"
             )
 
     def _request(self, method: str, path: str, body: bytes | None, deadline: float):
-        """(HTTP status, decoded JSON body or None); raises CouchUnavailable on transport errors."""
+        """(HTTP status, decoded JSON body or None); raises StoreUnavailable on transport errors."""
+        import orjson
+        import urllib3
+
         remaining = max(deadline - time.monotonic(), 0.05)
         try:
             response = self._pool().request(
@@ -181,19 +151,21 @@ class CouchOutput(RemoteOutput):
                 redirect=False,
             )
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise CouchUnavailable(f"couchdb {self.safe_url}: {describe_error(exc)}") from None
+            raise StoreUnavailable(f"couchdb {self.safe_url}: {describe_error(exc)}") from None
         try:
             answer = orjson.loads(response.data) if response.data else None
         except orjson.JSONDecodeError:
             answer = None
         if response.status in (401, 403):
-            raise CouchUnavailable(
+            raise StoreUnavailable(
                 f"couchdb {self.db_url}: {_reason(response.status, answer)} "
                 f"(check outputs.{self.name}.username and password)"
             )
         return response.status, answer
 
     def _pool(self) -> urllib3.PoolManager:
+        import urllib3
+
         if self._http is None:
             tls: dict[str, Any] = {}
             if self.db_url.startswith("https:"):

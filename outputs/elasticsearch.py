@@ -20,7 +20,7 @@ answers 409 for that item, which counts as DELIVERED (it is stored, once). Every
 `_bulk` request per `batch_size` records; each item is judged alone, like the helpers'
 `streaming_bulk`: 2xx and 409 DELIVERED, 429 and 5xx RETRY, any other 4xx REJECTED with
 `type: reason`. A whole request that fails (unreachable, timeout, 401, 429, 5xx) raises
-`DeliveryError`, and the caller retries every record. No client-side retries: the spool retries.
+`StoreUnavailable`, and the caller retries every record. No client-side retries: the spool retries.
 The `timeout` of `deliver` covers every request it makes (template check included).
 
 The index template (pattern derived from `index`: `accre-monitor-*`) is checked with one HEAD
@@ -43,15 +43,16 @@ document); the `{"value": ...}` wrapper always is an object.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import time
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
 from accre_monitor import log
-from accre_monitor.outputs.base import DELIVERED, REJECTED, RETRY, Outcome, RemoteOutput
-from accre_monitor.pipeline.codec import encode
+from accre_monitor.codec import encode
+from accre_monitor.dates import record_moment
+from accre_monitor.outcome import DELIVERED, REJECTED, RETRY, Outcome, StoreUnavailable
+from accre_monitor.outputs.base import RemoteOutput
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
 
 FLAT_FIELD = "data_flat"
 TEMPLATE_PRIORITY = 200  # above the built-in logs-*-*/metrics-*-* templates (100)
-TEMPLATE_VERSION = 1
+TEMPLATE_VERSION = 2
 MAPPINGS: dict[str, Any] = {
     "dynamic": False,
     "properties": {
@@ -72,6 +73,8 @@ MAPPINGS: dict[str, Any] = {
         "short": {"type": "text"},
         "long": {"type": "text"},
         "data": {"type": "object", "enabled": False},
+        # performance data hints: kept with the record, never a source of mapping conflicts
+        "perf": {"type": "object", "enabled": False},
         # long values stay in _source but are not indexed (Lucene refuses terms over 32 kB)
         FLAT_FIELD: {"type": "flattened", "ignore_above": 1024, "depth_limit": 50},
     },
@@ -79,10 +82,6 @@ MAPPINGS: dict[str, Any] = {
 _SAMPLE_DATE = dt.datetime(2026, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
 _BAD_INDEX_CHARS = set('\\/*?"<>| ,#:')
 _STRFTIME_DIRECTIVE = re.compile(r"%[-_0^#]*[A-Za-z%]")
-
-
-class DeliveryError(Exception):
-    """The whole batch failed (unreachable, timed out, refused): retry every record."""
 
 
 class ElasticsearchOutput(RemoteOutput):
@@ -99,26 +98,16 @@ class ElasticsearchOutput(RemoteOutput):
         "install_template": True,
     }
 
-    def __init__(self, name: str, settings: dict[str, Any] | None = None) -> None:
-        super().__init__(name, settings)
+    requires = (("elasticsearch", "elasticsearch"),)
+
+    def __init__(self, name: str, settings: dict[str, Any] | None = None, **kw: Any) -> None:
+        super().__init__(name, settings, **kw)
         self.hosts = self._hosts()
         self.index = self._index_pattern()
         self.template_name = self.setting_text("template_name")
         self.install_template = self.setting_flag("install_template")
         self.verify_certs = self.setting_flag("verify_certs")
-        self.ca_certs = self.settings.get("ca_certs") or None
-        if self.ca_certs is not None and not (
-            isinstance(self.ca_certs, str) and os.path.isfile(self.ca_certs)
-        ):
-            raise self._bad("ca_certs", "must name a readable CA certificate file")
-        self.batch_size = self.settings.get("batch_size")
-        if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool):
-            raise self._bad("batch_size", "must be a whole number")
-        if self.batch_size < 1:
-            raise self._bad("batch_size", "must be at least 1")
-        timeout = self.settings.get("timeout")
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-            raise self._bad("timeout", "must be a number of seconds above 0")
+        self.ca_certs = self.setting_file("ca_certs")
         self.template_pattern = template_pattern(self.index)
         if self.install_template and self.template_pattern == "*":
             raise self._bad("index", "needs a fixed prefix or suffix to derive a template pattern")
@@ -179,47 +168,21 @@ class ElasticsearchOutput(RemoteOutput):
 
     # -- delivery --------------------------------------------------------------------------
 
-    def deliver(self, records: list[dict[str, Any]], timeout: float) -> list[Outcome]:
+    def prepare(self, record: dict[str, Any]) -> bytes:
+        return self._bulk_lines(record)
+
+    def write_batch(self, items: list[bytes], timeout: float) -> list[Outcome]:
         deadline = time.monotonic() + timeout
-        outcomes: list[Outcome | None] = [None] * len(records)
-        pending: list[tuple[int, bytes]] = []  # (position in records, action + document lines)
-        for position, record in enumerate(records):
-            try:
-                pending.append((position, self._bulk_lines(record)))
-            except KeyError as exc:
-                outcomes[position] = Outcome(REJECTED, f"bad record: no {exc} field")
-            except (TypeError, ValueError) as exc:
-                outcomes[position] = Outcome(REJECTED, f"bad record: {exc}")
-        if pending:
-            client = self._connect()
-            self._ensure_template(client, deadline)
-            for start in range(0, len(pending), self.batch_size):
-                chunk = pending[start : start + self.batch_size]
-                try:
-                    results = self._bulk(client, chunk, deadline)
-                except DeliveryError as exc:
-                    if start == 0:
-                        raise
-                    # the earlier chunks are stored: only the rest is owed again
-                    for position, _ in pending[start:]:
-                        outcomes[position] = Outcome(RETRY, str(exc))
-                    break
-                for (position, _), outcome in zip(chunk, results, strict=True):
-                    outcomes[position] = outcome
-        return [o if o is not None else Outcome(RETRY, "not sent") for o in outcomes]
+        client = self._connect()
+        self._ensure_template(client, deadline)
+        return self._bulk(client, items, deadline)
 
     def _bulk_lines(self, record: dict[str, Any]) -> bytes:
-
+        """The `create` action and the document of one record; ValueError for a bad record."""
         record_id = record["id"]
         if not isinstance(record_id, str) or not record_id:
             raise ValueError(f"id {record_id!r} is not a non-empty string")
-        date = record["date"]
-        try:
-            when = dt.datetime.fromisoformat(date)
-        except (TypeError, ValueError):
-            raise ValueError(f"date {date!r} is not ISO 8601") from None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
+        when = record_moment(record["date"])
         index = when.astimezone(dt.UTC).strftime(self.index)
         action = {"create": {"_index": index, "_id": record_id}}
         document = {**record, FLAT_FIELD: {"value": record.get("data")}}
@@ -246,7 +209,7 @@ class ElasticsearchOutput(RemoteOutput):
         """The client bound to what is left of the deadline."""
         left = deadline - time.monotonic()
         if left <= 0.01:
-            raise DeliveryError(f"elasticsearch: timed out before {what}")
+            raise StoreUnavailable(f"elasticsearch: timed out before {what}")
         return client.options(request_timeout=left)
 
     def _ensure_template(self, client: Any, deadline: float) -> None:
@@ -269,12 +232,12 @@ class ElasticsearchOutput(RemoteOutput):
                 log.debug("elasticsearch index template installed", template=name)
         except TransportError as exc:
             text = self._redact(_transport(exc))
-            raise DeliveryError(f"elasticsearch index template: {text}") from None
+            raise StoreUnavailable(f"elasticsearch index template: {text}") from None
         except ApiError as exc:
             status = _status(exc)
             text = self._redact(_api_error(exc))
             if status in (401, 429) or status >= 500:
-                raise DeliveryError(f"elasticsearch index template: {text}") from None
+                raise StoreUnavailable(f"elasticsearch index template: {text}") from None
             log.warning(
                 "elasticsearch index template not installed; records are sent without it"
                 " (set install_template = false when it is managed elsewhere)",
@@ -284,16 +247,16 @@ class ElasticsearchOutput(RemoteOutput):
             )
         self._template_checked = True
 
-    def _bulk(self, client: Any, chunk: list[tuple[int, bytes]], deadline: float) -> list:
+    def _bulk(self, client: Any, chunk: list[bytes], deadline: float) -> list:
         from elasticsearch import ApiError, TransportError
 
-        body = b"".join(lines for _, lines in chunk)
+        body = b"".join(chunk)
         try:
             answer = self._within(client, deadline, "the bulk request").bulk(operations=body)
         except TransportError as exc:
-            raise DeliveryError(self._redact(f"elasticsearch bulk: {_transport(exc)}")) from None
+            raise StoreUnavailable(self._redact(f"elasticsearch bulk: {_transport(exc)}")) from None
         except ApiError as exc:
-            raise DeliveryError(self._redact(f"elasticsearch bulk: {_api_error(exc)}")) from None
+            raise StoreUnavailable(self._redact(f"elasticsearch bulk: {_api_error(exc)}")) from None
         items = answer.body.get("items") or []
         results = [item_outcome(item) for item in items[: len(chunk)]]
         missing = Outcome(RETRY, "no result for this record in the bulk answer")

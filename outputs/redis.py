@@ -42,37 +42,19 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import time
-from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote, urlsplit
 
-from accre_monitor.errors import ConfigError
-from accre_monitor.outputs.base import (
-    DELIVERED,
-    REJECTED,
-    RETRY,
-    Outcome,
-    RemoteOutput,
-    describe_error,
-    redact_url,
-)
-from accre_monitor.pipeline.codec import encode
-
-try:
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.connection import parse_url
-    from redis.exceptions import NoScriptError
-    from redis.retry import Retry
-except ImportError:  # pragma: no cover - depends on the installation
-    raise ConfigError(
-        "output redis needs the redis package: pip install 'accre-monitor[redis]'"
-    ) from None
+from accre_monitor.codec import encode
+from accre_monitor.dates import epoch_micros
+from accre_monitor.outcome import DELIVERED, REJECTED, RETRY, Outcome, StoreUnavailable
+from accre_monitor.outputs.base import RemoteOutput, describe_error, redact_url
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    import redis
 
 # KEYS: 1 seen, 2 latest, 3 history, 4 check history
 # ARGV: 1 record JSON, 2 date in epoch microseconds, 3 status, 4 seen TTL (s),
@@ -119,13 +101,6 @@ CONFIG_ERRORS = ("NOAUTH", "WRONGPASS", "NOPERM")
 
 MAX_POOLS = 3  # connection pools kept, one per distinct deliver() timeout
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-class RedisUnavailable(ConnectionError):
-    """The whole batch failed: Redis unreachable, too slow, or refusing our credentials."""
-
 
 class RedisOutput(RemoteOutput):
     settings_keys: dict[str, Any] = {
@@ -142,10 +117,10 @@ class RedisOutput(RemoteOutput):
         "channel": None,
     }
 
-    def __init__(self, name: str, settings: dict[str, Any] | None = None) -> None:
-        super().__init__(name, settings)
-        self.timeout = self.setting_seconds("timeout")
-        self.batch_size = self.setting_int("batch_size", minimum=1)
+    requires = (("redis", "redis"),)
+
+    def __init__(self, name: str, settings: dict[str, Any] | None = None, **kw: Any) -> None:
+        super().__init__(name, settings, **kw)
         self.prefix = self.setting_text("prefix")
         self.history_length = self.setting_int("history_length", minimum=0)
         self.check_history_length = self.setting_int("check_history_length", minimum=0)
@@ -156,60 +131,42 @@ class RedisOutput(RemoteOutput):
             if channel is None
             else self.setting_text("channel", empty=True)
         )
-        tls_verify = self.settings.get("tls_verify")
-        if not isinstance(tls_verify, bool):
-            raise ConfigError(f"outputs.{name}.tls_verify must be true or false")
-        self.tls_verify = tls_verify
-        self.tls_ca_file = self.settings.get("tls_ca_file") or None
-
+        self.tls_verify = self.setting_flag("tls_verify")
         url = self.setting_text("url")
-        parts = urlsplit(url)
-        if parts.scheme not in ("redis", "rediss", "unix"):
-            raise ConfigError(
-                f"outputs.{name}.url must start with redis://, rediss:// or unix:// "
-                f"(got {redact_url(url)!r})"
-            )
         self.safe_url = redact_url(url)
         try:
-            self._url_options = parse_url(_without_credentials(url))
+            parts = urlsplit(url)
             url_username, url_password = parts.username, parts.password
+            problem = _url_problem(parts)
         except ValueError as exc:
-            raise ConfigError(f"outputs.{name}.url {self.safe_url!r} is not valid: {exc}") from None
+            problem = str(exc)
+        if problem:
+            raise self._bad("url", f"{self.safe_url!r} is not a usable Redis URL: {problem}")
+        self._url = _without_credentials(url)
         self._username = self.secret("username") or (url_username and unquote(url_username))
         self._password = self.secret("password") or (url_password and unquote(url_password))
-        if self.tls_ca_file is not None:
-            if parts.scheme != "rediss":
-                raise ConfigError(f"outputs.{name}.tls_ca_file needs a rediss:// url")
-            if not os.path.isfile(self.tls_ca_file):
-                raise ConfigError(f"outputs.{name}.tls_ca_file {self.tls_ca_file!r} not found")
+        self.tls_ca_file = self.setting_file("tls_ca_file")
+        if self.tls_ca_file is not None and parts.scheme != "rediss":
+            raise self._bad("tls_ca_file", "needs a rediss:// url")
         self._tls = parts.scheme == "rediss"
         self._clients: dict[float, redis.Redis] = {}
 
     # -- delivery --------------------------------------------------------------------------
 
-    def deliver(self, records: list[dict[str, Any]], timeout: float) -> list[Outcome]:
+    def prepare(self, record: dict[str, Any]) -> tuple[list[str], list[Any]]:
+        return self.script_call(record)
+
+    def write_batch(self, calls: list[tuple[list[str], list[Any]]], timeout: float) -> list:
+        import redis
+
         deadline = time.monotonic() + timeout
-        outcomes: list[Outcome | None] = [None] * len(records)
-        calls: list[tuple[int, list[str], list[Any]]] = []
-        for index, record in enumerate(records):
-            try:
-                keys, args = self.script_call(record)
-            except ValueError as exc:
-                outcomes[index] = Outcome(REJECTED, str(exc))
-            else:
-                calls.append((index, keys, args))
-        client = self._client(timeout)
         try:
-            for start in range(0, len(calls), self.batch_size):
-                chunk = calls[start : start + self.batch_size]
-                if time.monotonic() >= deadline:
-                    for index, _keys, _args in chunk:
-                        outcomes[index] = Outcome(RETRY, "deadline passed before sending")
-                    continue
-                self._run(client, chunk, outcomes, deadline)
+            client = self._client(timeout)
+            return self._run(client, calls, deadline)
         except redis.RedisError as exc:
-            raise RedisUnavailable(f"redis at {self.safe_url}: {describe_error(exc)}") from None
-        return outcomes  # type: ignore[return-value]
+            raise StoreUnavailable(f"redis at {self.safe_url}: {describe_error(exc)}") from None
+        except ValueError as exc:  # the URL, as redis-py reads it
+            raise StoreUnavailable(f"redis at {self.safe_url}: {exc}") from None
 
     def script_call(self, record: dict[str, Any]) -> tuple[list[str], list[Any]]:
         """The KEYS and ARGV of the store script for one record; ValueError if it is unusable."""
@@ -234,7 +191,9 @@ class RedisOutput(RemoteOutput):
         ]
         return keys, args
 
-    def _run(self, client: redis.Redis, calls: list, outcomes: list, deadline: float) -> None:
+    def _run(self, client: redis.Redis, calls: list, deadline: float) -> list[Outcome]:
+        from redis.exceptions import NoScriptError
+
         replies = _pipeline(client, calls)
         missing = [k for k, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing and time.monotonic() < deadline:
@@ -243,8 +202,7 @@ class RedisOutput(RemoteOutput):
             again = _pipeline(client, [calls[k] for k in missing])
             for k, reply in zip(missing, again, strict=True):
                 replies[k] = reply
-        for (index, _keys, _args), reply in zip(calls, replies, strict=True):
-            outcomes[index] = _outcome(reply)
+        return [_outcome(reply) for reply in replies]
 
     def _client(self, timeout: float) -> redis.Redis:
         """A client whose connect and read timeouts are `timeout` (to 0.1 s).
@@ -253,6 +211,11 @@ class RedisOutput(RemoteOutput):
         and only the last few are kept: a caller passing what is left of a deadline each
         time must not pile up pools and their open connections.
         """
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.connection import parse_url
+        from redis.retry import Retry
+
         timeout = max(round(timeout, 1), 0.1)
         client = self._clients.pop(timeout, None)
         if client is None:
@@ -261,7 +224,7 @@ class RedisOutput(RemoteOutput):
                 with contextlib.suppress(Exception):
                     self._clients.pop(oldest).connection_pool.disconnect()
             options: dict[str, Any] = {
-                **self._url_options,
+                **parse_url(self._url),
                 "username": self._username or None,
                 "password": self._password or None,
                 "socket_connect_timeout": timeout,
@@ -293,12 +256,15 @@ class RedisOutput(RemoteOutput):
 
 def _pipeline(client: redis.Redis, calls: list) -> list[Any]:
     with client.pipeline(transaction=False) as pipe:
-        for _index, keys, args in calls:
+        for keys, args in calls:
             pipe.evalsha(STORE_SCRIPT_SHA, len(keys), *keys, *args)
         return pipe.execute(raise_on_error=False)
 
 
 def _outcome(reply: Any) -> Outcome:
+    import redis
+    from redis.exceptions import NoScriptError
+
     if not isinstance(reply, Exception):
         return Outcome(DELIVERED)
     message = str(reply)
@@ -310,15 +276,19 @@ def _outcome(reply: Any) -> Outcome:
     return Outcome(REJECTED, message)
 
 
-def epoch_micros(date: str) -> int:
-    """An ISO 8601 date as integer microseconds since the epoch (no offset: taken as UTC)."""
-    try:
-        moment = datetime.fromisoformat(date)
-    except ValueError:
-        raise ValueError(f"record date {date!r} is not ISO 8601") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // _MICROSECOND
+def _url_problem(parts: Any) -> str | None:
+    """Why redis-py could not use this URL, or None (checked without importing redis-py)."""
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        return "it must start with redis://, rediss:// or unix://"
+    if parts.scheme == "unix":
+        return None if parts.path else "a unix:// URL needs the socket's path"
+    parts.port  # noqa: B018 - raises ValueError for a bad port
+    if not parts.hostname:
+        return "it has no host name"
+    database = parts.path.strip("/")
+    if database and not database.isdigit():
+        return f"the database {database!r} is not a number"
+    return None
 
 
 def _without_credentials(url: str) -> str:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
-from accre_monitor.outputs.base import Output
+from accre_monitor.outputs.base import Output, write_stdout
 from accre_monitor.record import to_json
 
 TYPE_CHECKING = False
@@ -14,4 +12,4 @@ if TYPE_CHECKING:
 
 class StdoutOutput(Output):
     def emit(self, record: dict[str, Any]) -> None:
-        sys.stdout.write(to_json(record, indent=2) + "\n")
+        write_stdout(to_json(record, indent=2) + "\n")

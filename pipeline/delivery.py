@@ -1,23 +1,36 @@
 """Delivering records to remote outputs: inline from the CLI, and in batches from the spool.
 
-Inline (the in-process bus): each remote output is tried once with a short deadline,
-all of them within one overall budget, so a run stays bounded even when a store hangs.
-Whatever was not delivered goes to the spool; the check's exit code never changes.
-After a successful delivery the run also drains a bounded number of older spooled
-records for that output in the time left, so a node heals itself after an outage
-without any daemon running.
+Inline (the in-process bus): the fresh record is offered to every remote output first, each
+with a short deadline, all of them within one overall budget, so a run stays bounded even
+when a store hangs. Whatever was not delivered goes to the spool; the check's exit code never
+changes. Then, in the time left, the run drains a bounded number of older spooled records
+for the outputs that just took the fresh one, so a node heals itself after an outage without
+any daemon running, and healing one store never starves another of the fresh record.
+
+With `[spool] inline = false` the run only spools (one local write, no client imported) and
+a shipper on the node delivers.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import Any
 
 from accre_monitor import log
-from accre_monitor.outputs.base import DELIVERED, REJECTED, RETRY, Outcome
-from accre_monitor.pipeline.codec import decode, encode
+from accre_monitor.errors import ConfigError
+from accre_monitor.outcome import DELIVERED, EXPIRED, REJECTED, RETRY, Outcome
+from accre_monitor.pipeline.bus import record_bytes
+from accre_monitor.pipeline.interruption import interrupt_on_sigterm
 from accre_monitor.pipeline.spool import Spool
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
+    from accre_monitor.pipeline.bus import Destination
+
+# (record id, output, body, error, state, retry_after)
+Owed = tuple[str, str, bytes, str | None, str, float | None]
 
 
 def deliver_batch(output: Any, records: list[dict[str, Any]], timeout: float) -> list[Outcome]:
@@ -26,7 +39,8 @@ def deliver_batch(output: Any, records: list[dict[str, Any]], timeout: float) ->
         outcomes = output.deliver(records, timeout)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
-        return [Outcome(RETRY, error) for _ in records]
+        retry_after = getattr(exc, "retry_after", None)
+        return [Outcome(RETRY, error, retry_after) for _ in records]
     if len(outcomes) != len(records):
         error = f"output {output.name} answered {len(outcomes)} outcomes for {len(records)}"
         return [Outcome(RETRY, error) for _ in records]
@@ -40,11 +54,13 @@ def drain(
     deadline: float,
     due_only: bool = True,
     batch_size: int | None = None,
-) -> Iterator[tuple[int, int, int]]:
+) -> Iterator[tuple[int, int, int, int]]:
     """Deliver up to `limit` spooled entries for `output`, oldest first, in batches, until
-    `deadline` (time.monotonic()); yields (delivered, retried, dead) after each batch and
-    stops at the first batch that delivered nothing (the store is down again)."""
-    batch_size = batch_size or int(output.settings.get("batch_size", 500))
+    `deadline` (time.monotonic()); yields (delivered, retried, dead, expired) after each
+    batch and stops at the first batch that delivered nothing (the store is down again)."""
+    from accre_monitor.codec import decode
+
+    batch_size = batch_size or output.batch_size
     left = limit
     while left > 0:
         remaining = deadline - time.monotonic()
@@ -55,35 +71,36 @@ def drain(
             return
         left -= len(entries)
         records = [decode(entry.body) for entry in entries]
-        timeout = min(float(output.settings.get("timeout", 2.0)), remaining)
+        timeout = min(output.timeout, remaining)
         outcomes = deliver_batch(output, records, timeout)
         counts = spool.settle(
-            [(entry, o.state, o.error) for entry, o in zip(entries, outcomes, strict=True)]
+            [
+                (entry, o.state, o.error, o.retry_after)
+                for entry, o in zip(entries, outcomes, strict=True)
+            ]
         )
         yield counts
-        if counts[0] == 0:
+        if counts[0] == 0 and counts[3] == 0:
             return
 
 
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM arrived while records were in flight (handled like ^C by the CLI)."""
+class SpoolingDeliverer:
+    """Only spools (`[spool] inline = false`): one local write, due at once for the shipper."""
 
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.spool = Spool.from_config(config)
 
-def _raise_interrupted(signum: int, frame: Any) -> None:
-    raise Interrupted(f"signal {signum}")
+    def deliver(self, record: dict[str, Any], destinations: list[Destination]) -> None:
+        body = record_bytes(record)
+        spool_owed(
+            self.spool,
+            [(record["id"], d.name, body, None, RETRY, None) for d in destinations],
+            attempts=0,
+        )
 
-
-def _interrupt_on_sigterm() -> Any:
-    """Make SIGTERM (Nagios or NRPE giving up on us) raise, so the record is spooled first.
-
-    Returns the function that puts the previous handler back."""
-    import signal
-
-    try:
-        previous = signal.signal(signal.SIGTERM, _raise_interrupted)
-    except ValueError:  # not the main thread: leave signals alone
-        return lambda: None
-    return lambda: signal.signal(signal.SIGTERM, previous)
+    def close(self) -> None:
+        self.spool.close()
 
 
 class InlineDeliverer:
@@ -92,39 +109,91 @@ class InlineDeliverer:
     def __init__(self, config: Any) -> None:
         self.config = config
         self.spool = Spool.from_config(config)
-        self.budget = float(self.spool.settings["inline_budget"])
+        self.budget = float(config.spool["inline_budget"])
         self.outputs: list[Any] = []
 
-    def deliver(self, record: dict[str, Any], outputs: list[Any]) -> None:
+    def deliver(self, record: dict[str, Any], destinations: list[Destination]) -> None:
+        from accre_monitor.codec import encode
+
         deadline = time.monotonic() + self.budget
         body = encode(record)
-        owed: list[tuple[str, str, bytes, str | None, str]] = []
-        pending = list(outputs)
-        restore = _interrupt_on_sigterm()
+        owed: list[Owed] = []
+        pending = list(destinations)
+        healthy: list[Any] = []
+        broken: set[str] = set()  # reported once already, as a configuration problem
+        restore = interrupt_on_sigterm()
         try:
             while pending:
-                output = pending[0]
-                self.outputs.append(output)
-                outcome = self._try(output, record, deadline)
+                destination = pending[0]
+                output, problem = self._build(destination)
+                if output is None:
+                    broken.add(destination.name)
+                    owed.append((record["id"], destination.name, body, problem, RETRY, None))
+                elif output.ordered and self._queue_behind_backlog(output, record, body):
+                    healthy.append(output)  # delivered in order by the drain below
+                else:
+                    outcome = self._try(output, record, deadline)
+                    if outcome.state == DELIVERED:
+                        healthy.append(output)
+                    elif outcome.state == EXPIRED:  # too old to be worth keeping
+                        self._count_expired(output.name, outcome.error)
+                    else:
+                        owed.append(
+                            (
+                                record["id"],
+                                output.name,
+                                body,
+                                outcome.error,
+                                outcome.state,
+                                outcome.retry_after,
+                            )
+                        )
                 pending.pop(0)
-                if outcome.state == DELIVERED:
-                    self._heal(output, deadline)
-                    continue
-                owed.append((record["id"], output.name, body, outcome.error, outcome.state))
+            for output in healthy:  # the fresh record went everywhere it could: now backlogs
+                self._heal(output, deadline)
         except BaseException:
             # interrupted (SIGTERM, ^C): whatever was not tried yet is owed too
-            owed += [(record["id"], o.name, body, "interrupted", RETRY) for o in pending]
+            owed += [(record["id"], d.name, body, "interrupted", RETRY, None) for d in pending]
             raise
         finally:
             if owed:
-                self._spool(owed)
+                spool_owed(self.spool, owed, quiet=broken)
             restore()
+
+    def _build(self, destination: Destination) -> tuple[Any, str | None]:
+        """(output, None), or (None, why) when its settings are wrong or its package missing."""
+        try:
+            output = destination.build()
+        except ConfigError as exc:
+            self.config.problem(f"{exc}; records for it are kept in the spool")
+            return None, str(exc)
+        if output not in self.outputs:
+            self.outputs.append(output)
+        return output, None
+
+    def _queue_behind_backlog(self, output: Any, record: dict[str, Any], body: bytes) -> bool:
+        """For an output that must get records in order: when older records still wait for
+        it, put the fresh one behind them (due now) instead of letting it overtake them."""
+        try:
+            if not self.spool.exists() or not self.spool.has_backlog(output.name):
+                return False
+            self.spool.add([(record["id"], output.name, body)], attempts=0)
+        except Exception:  # the spool is unusable: deliver the fresh record directly
+            return False
+        return True
+
+    def _count_expired(self, output: str, why: str | None) -> None:
+        log.warning("result expired before delivery", output=output, error=why)
+        try:
+            self.spool.count_expired(output, 1)
+        except Exception as exc:  # counting is for status; it must never fail the run
+            log.warning("cannot count the expired result", error=str(exc))
 
     def _try(self, output: Any, record: dict[str, Any], deadline: float) -> Outcome:
         remaining = deadline - time.monotonic()
         if remaining <= 0.05:
             return Outcome(RETRY, "no time left in the inline delivery budget")
-        timeout = min(float(output.settings.get("timeout", 2.0)), remaining)
+        timeout = min(output.timeout, remaining)
         return deliver_batch(output, [record], timeout)[0]
 
     def _heal(self, output: Any, deadline: float) -> None:
@@ -132,34 +201,11 @@ class InlineDeliverer:
         try:
             if not self.spool.exists() or not self.spool.has_backlog(output.name):
                 return
-            limit = int(self.spool.settings["drain_limit"])
+            limit = int(self.config.spool["drain_limit"])
             for _ in drain(self.spool, output, limit, deadline, due_only=False):
                 pass
         except Exception as exc:  # healing is a bonus; it must never fail the run
             log.warning("could not drain the spool", output=output.name, error=str(exc))
-
-    def _spool(self, owed: list[tuple[str, str, bytes, str | None, str]]) -> None:
-        for record_id, output, _body, error, state in owed:
-            log.warning(
-                "delivery failed; record spooled for later",
-                output=output,
-                record=record_id,
-                error=error,
-                rejected=state == REJECTED,
-            )
-        try:
-            by_error: dict[str | None, list[tuple[str, str, bytes]]] = {}
-            for record_id, output, body, error, _state in owed:
-                by_error.setdefault(error, []).append((record_id, output, body))
-            for error, entries in by_error.items():
-                self.spool.add(entries, error=error)
-        except Exception as exc:
-            log.error(
-                "cannot write to the spool: record lost for these outputs",
-                spool=self.spool.path,
-                error=f"{type(exc).__name__}: {exc}",
-                outputs=[o[1] for o in owed],
-            )
 
     def close(self) -> None:
         for output in self.outputs:
@@ -168,3 +214,39 @@ class InlineDeliverer:
             except Exception as exc:
                 log.warning("closing output failed", output=output.name, error=str(exc))
         self.spool.close()
+
+
+def spool_owed(
+    spool: Spool, owed: list[Owed], attempts: int = 1, quiet: set[str] | None = None
+) -> bool:
+    """Write what is owed to the spool, then say once what happened: spooled, or lost.
+
+    Outputs in `quiet` had their problem reported already; a successful spooling of their
+    record adds nothing to say."""
+    try:
+        groups: dict[tuple[str | None, float | None], list[tuple[str, str, bytes]]] = {}
+        for record_id, output, body, error, _state, retry_after in owed:
+            groups.setdefault((error, retry_after), []).append((record_id, output, body))
+        for (error, retry_after), entries in groups.items():
+            spool.add(entries, error=error, attempts=attempts, not_before=retry_after)
+    except Exception as exc:
+        log.error(
+            "cannot write to the spool: record lost for these outputs",
+            spool=spool.path,
+            error=f"{type(exc).__name__}: {exc}",
+            outputs=[o[1] for o in owed],
+            record=owed[0][0],
+        )
+        return False
+    if attempts:  # a delivery failed (spooling by design, with inline = false, is silent)
+        for record_id, output, _body, error, state, _retry_after in owed:
+            if quiet and output in quiet:
+                continue
+            log.warning(
+                "delivery failed; record spooled for later",
+                output=output,
+                record=record_id,
+                error=error,
+                rejected=state == REJECTED,
+            )
+    return True

@@ -11,6 +11,13 @@ newest results describe the node as it is now), counted in the spool and logged 
 stderr. Records a store rejects for good move to the dead letters after `max_attempts`
 rejections, with the reason; records that could not be delivered (store down) are never
 dead-lettered, they wait with exponential backoff (with jitter, capped).
+
+A spool file that SQLite finds corrupt (a header overwritten, a truncated file, pages of
+garbage) is never left in the way of new results: it is renamed aside with its -wal and -shm
+(`spool.db.corrupt-20261125T091500-4242`), kept for inspection, and a fresh spool takes the
+record. `spool_health` stays CRITICAL while such a file exists; deleting it (once inspected)
+clears the alert. Reading commands (`accre-pipeline status`, `spool_health`) open the spool
+read-only: they never create, repair or write it.
 """
 
 from __future__ import annotations
@@ -19,13 +26,25 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Iterator
-from typing import Any
 
 from accre_monitor import log
 from accre_monitor.errors import ConfigError
+from accre_monitor.outcome import DELIVERED, EXPIRED, REJECTED
+from accre_monitor.sqlite_files import (
+    create_private,
+    is_corruption,
+    retry_busy,
+    run_script,
+    set_aside,
+    transaction,
+)
 
-SCHEMA_VERSION = 1
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
+SCHEMA_VERSION = 2  # 2: queue.not_before
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -36,6 +55,7 @@ CREATE TABLE IF NOT EXISTS queue (
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt REAL NOT NULL DEFAULT 0,
     leased_until REAL NOT NULL DEFAULT 0,
+    not_before REAL NOT NULL DEFAULT 0,
     last_error TEXT,
     UNIQUE (record_id, output)
 );
@@ -54,39 +74,22 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
-SPOOL_KEYS: dict[str, Any] = {
-    "path": None,
-    "max_entries": 100_000,
-    "max_attempts": 5,
-    "backoff_base": 10.0,
-    "backoff_max": 900.0,
-    "busy_timeout": 30.0,
-    "synchronous": "full",
-    "inline_budget": 5.0,
-    "drain_limit": 200,
-}
-
-
-def default_path() -> str:
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "state"
-    )
-    return os.path.join(state, "accre-monitor", "spool.db")
-
 
 def spool_settings(section: dict[str, Any]) -> dict[str, Any]:
-    """The `[spool]` section with defaults; unknown keys reported, bad values refused."""
-    for key in section:
-        if key not in SPOOL_KEYS:
-            log.warning("unknown config key", key=f"spool.{key}")
-    settings = {**SPOOL_KEYS, **section}
-    settings["path"] = settings["path"] or default_path()
-    for key in ("max_entries", "max_attempts"):
-        if not isinstance(settings[key], int) or settings[key] < 1:
-            raise ConfigError(f"spool.{key} must be a positive integer")
-    if settings["synchronous"] not in ("full", "normal"):
-        raise ConfigError('spool.synchronous must be "full" or "normal"')
+    """The `[spool]` settings with defaults, for code that builds a spool by hand (tests,
+    benchmarks): unknown keys are reported, a bad value is a ConfigError."""
+    from accre_monitor.sections import spool_section
+
+    settings, unknown, problems = spool_section(section)
+    for key in unknown:
+        log.warning("unknown config key", key=f"spool.{key}")
+    if problems:
+        raise ConfigError(problems[0])
     return settings
+
+
+class SpoolCorrupt(Exception):
+    """The spool file is not a usable database (read-only access cannot set it aside)."""
 
 
 class Entry:
@@ -107,16 +110,24 @@ class Entry:
 
 
 class Spool:
-    """The spool file at `settings["path"]`, created (0600, in a 0700 directory) if missing."""
+    """The spool file at `settings["path"]`, created (0600, in a 0700 directory) if missing.
 
-    def __init__(self, settings: dict[str, Any]) -> None:
+    `readonly` opens an existing file for reading only: nothing is created or written, and
+    a corrupt file raises SpoolCorrupt instead of being set aside.
+    """
+
+    def __init__(self, settings: dict[str, Any], readonly: bool = False) -> None:
         self.settings = settings
         self.path = settings["path"]
+        self.readonly = readonly
         self._db: sqlite3.Connection | None = None
+        self._inode: tuple[int, int] | None = None
+        # files this process set aside as corrupt, for its callers to report
+        self.set_aside: list[str] = []
 
     @classmethod
-    def from_config(cls, config: Any) -> Spool:
-        return cls(spool_settings(config.section("spool")))
+    def from_config(cls, config: Any, readonly: bool = False) -> Spool:
+        return cls(config.spool, readonly=readonly)
 
     def exists(self) -> bool:
         return os.path.exists(self.path)
@@ -126,75 +137,169 @@ class Spool:
     @property
     def db(self) -> sqlite3.Connection:
         if self._db is None:
-            self._db = self._retry(self._open)
+            self._db = self._retry(self._open_readonly if self.readonly else self._open)
         return self._db
 
     def _open(self) -> sqlite3.Connection:
-        directory = os.path.dirname(self.path)
-        if directory:
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-        if not os.path.exists(self.path):
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        create_private(self.path)
         db = sqlite3.connect(self.path, timeout=self.settings["busy_timeout"], isolation_level=None)
         try:
+            stat = os.stat(self.path)
+            self._inode = (stat.st_dev, stat.st_ino)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={self.settings['synchronous'].upper()}")
             if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-                with _transaction(db):
-                    _run_script(db, SCHEMA)
+                with transaction(db):
+                    version = db.execute("PRAGMA user_version").fetchone()[0]
+                    if version == 1:  # a spool of an earlier release: keep its entries
+                        db.execute(
+                            "ALTER TABLE queue ADD COLUMN not_before REAL NOT NULL DEFAULT 0"
+                        )
+                    run_script(db, SCHEMA)
                     db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except BaseException:
             db.close()
             raise
         return db
 
-    def _retry(self, operation: Any, *args: Any) -> Any:
-        """Run `operation`, retrying `database is locked` until the busy timeout has passed.
+    def _open_readonly(self) -> sqlite3.Connection:
+        from urllib.parse import quote
 
-        SQLite's own busy handler covers most waits; a few cases (a WAL reset, a lock
-        upgrade) return SQLITE_BUSY at once, and those are retried here with jitter.
-        """
-        deadline = time.monotonic() + self.settings["busy_timeout"]
-        delay = 0.005
-        while True:
+        # With no -wal file everything is in the main file, and `immutable` reads it without
+        # creating the -wal and -shm files that a plain read-only open would create.
+        at_rest = not os.path.exists(self.path + "-wal")
+        uri = f"file:{quote(os.path.abspath(self.path))}?mode=ro" + (
+            "&immutable=1" if at_rest else ""
+        )
+        if not os.path.exists(self.path):
+            raise FileNotFoundError(f"no spool at {self.path}")
+        db = sqlite3.connect(uri, uri=True, timeout=self.settings["busy_timeout"])
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (1, SCHEMA_VERSION):
+                raise SpoolCorrupt(f"spool {self.path} has no spool tables (version {version})")
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            if is_corruption(exc):
+                raise SpoolCorrupt(f"spool {self.path} is corrupt: {exc}") from None
+            raise
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _retry(self, operation: Any, *args: Any) -> Any:
+        """Run `operation`, retrying `database is locked` until the busy timeout has passed,
+        and once more on a fresh spool when this one turns out to be corrupt."""
+
+        def corrupt(exc: BaseException) -> None:
+            if self.readonly:
+                raise SpoolCorrupt(f"spool {self.path} is corrupt: {exc}") from None
+            self._set_aside_corrupt(exc)
+
+        return retry_busy(lambda: operation(*args), self.settings["busy_timeout"], corrupt)
+
+    def _set_aside_corrupt(self, error: BaseException) -> None:
+        """Rename the corrupt spool file (and its -wal, -shm) aside; the next open starts a
+        fresh one. Under a lock, and only if the file is still the one found corrupt, so
+        that concurrent processes never set aside a fresh spool another one just made."""
+        import fcntl
+
+        seen = self._inode
+        self.close()
+        directory = os.path.dirname(self.path) or "."
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        fd = os.open(self.path + ".recover", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                return operation(*args)
-            except sqlite3.OperationalError as exc:
-                message = str(exc)
-                if "locked" not in message and "busy" not in message:
-                    raise
-                if time.monotonic() > deadline:
-                    raise
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 0.25)
+                stat = os.stat(self.path)
+            except FileNotFoundError:
+                return
+            current = (stat.st_dev, stat.st_ino)
+            if seen is not None and current != seen:
+                return  # another process already set it aside and started a fresh one
+            if not _still_corrupt(self.path):
+                return
+            target = set_aside(self.path)
+            self.set_aside.append(target)
+            log.error(
+                "spool file is corrupt: set aside, a fresh spool takes the records",
+                spool=self.path,
+                set_aside=target,
+                error=str(error),
+            )
+        finally:
+            os.close(fd)
+
+    def moved_away(self) -> bool:
+        """Whether the file this connection writes to is no longer the spool's path (another
+        process set it aside as corrupt meanwhile)."""
+        if self._inode is None:
+            return False
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        return (stat.st_dev, stat.st_ino) != self._inode
 
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
             self._db = None
+        self._inode = None
 
     # -- writing ------------------------------------------------------------------------
 
     def add(
-        self, entries: list[tuple[str, str, bytes]], error: str | None = None, attempts: int = 1
+        self,
+        entries: list[tuple[str, str, bytes]],
+        error: str | None = None,
+        attempts: int = 1,
+        not_before: float | None = None,
     ) -> int:
-        """Owe each (record id, output, body); returns the number of entries dropped at the cap."""
+        """Owe each (record id, output, body); returns the number of entries dropped at the cap.
+
+        `attempts`: how many tries the entries already had (their first retry backs off
+        accordingly); 0 makes them due at once. `not_before`: seconds the store asked us to
+        wait at least (a 429's Retry-After).
+        """
         now = time.time()
+
+        def due() -> float:
+            wait = self.backoff(attempts) if attempts else 0.0
+            return now + max(wait, not_before or 0.0)
+
+        hold = now + not_before if not_before else 0.0
 
         def write() -> int:
             db = self.db
-            with _transaction(db):
+            with transaction(db):
                 db.executemany(
                     "INSERT OR IGNORE INTO queue (record_id, output, body, created, attempts,"
-                    " next_attempt, last_error) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " next_attempt, last_error, not_before) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [
-                        (rid, out, body, now, attempts, now + self.backoff(attempts), error)
+                        (
+                            rid,
+                            out,
+                            body,
+                            now,
+                            attempts,
+                            due(),
+                            error,
+                            hold,
+                        )
                         for rid, out, body in entries
                     ],
                 )
                 return self._enforce_cap(db)
 
         dropped = self._retry(write)
+        if self.moved_away():
+            # set aside as corrupt by another process while we wrote: write again, to the
+            # fresh spool (UNIQUE (record_id, output) keeps it once)
+            self.close()
+            dropped = self._retry(write)
         if dropped:
             log.warning(
                 "spool full: dropped the oldest entries",
@@ -203,6 +308,15 @@ class Spool:
                 spool=self.path,
             )
         return dropped
+
+    def count_expired(self, output: str, count: int) -> None:
+        """Count results that expired before they could be delivered (never spooled)."""
+
+        def write() -> None:
+            with transaction(self.db) as db:
+                _count(db, f"expired:{output}", count)
+
+        self._retry(write)
 
     def _enforce_cap(self, db: sqlite3.Connection) -> int:
         cap = self.settings["max_entries"]
@@ -221,11 +335,7 @@ class Spool:
             "DELETE FROM queue WHERE seq IN (SELECT seq FROM queue ORDER BY seq LIMIT ?)",
             (excess,),
         )
-        db.execute(
-            "INSERT INTO counters (name, value) VALUES ('dropped', ?) "
-            "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-            (excess,),
-        )
+        _count(db, "dropped", excess)
         return excess
 
     def backoff(self, attempts: int) -> float:
@@ -238,18 +348,21 @@ class Spool:
     ) -> list[Entry]:
         """Take up to `limit` of the oldest entries for `output`, leased so that other
         processes draining at the same time skip them; a lease that is not settled
-        (the process died) simply expires."""
+        (the process died) simply expires.
+
+        `due_only`: only entries whose backoff has passed; otherwise every entry except
+        those the store itself asked to hold back (a 429's Retry-After)."""
         now = time.time()
 
         def take() -> list[Entry]:
             db = self.db
-            with _transaction(db):
+            with transaction(db):
                 rows = db.execute(
                     "SELECT seq, record_id, output, body, created, attempts, last_error "
                     "FROM queue WHERE output = ? AND leased_until < ?"
-                    + (" AND next_attempt <= ?" if due_only else "")
+                    + (" AND next_attempt <= ?" if due_only else " AND not_before <= ?")
                     + " ORDER BY seq LIMIT ?",
-                    (output, now, now, limit) if due_only else (output, now, limit),
+                    (output, now, now, limit),
                 ).fetchall()
                 db.executemany(
                     "UPDATE queue SET leased_until = ? WHERE seq = ?",
@@ -259,28 +372,37 @@ class Spool:
 
         return self._retry(take)
 
-    def settle(self, results: list[tuple[Entry, str, str | None]]) -> tuple[int, int, int]:
-        """Record what happened to claimed entries: (delivered, retried, dead) counts."""
-        from accre_monitor.outputs.base import DELIVERED, REJECTED
+    def settle(self, results: list[tuple]) -> tuple[int, int, int, int]:
+        """Record what happened to claimed entries, given as (entry, state, error) or
+        (entry, state, error, retry_after); returns (delivered, retried, dead, expired).
 
+        A RETRY waits its backoff, or `retry_after` seconds when the store asked for longer.
+        """
         now = time.time()
-        delivered, retried, dead = [], [], []
-        for entry, state, error in results:
+        delivered, retried, dead, expired = [], [], [], []
+        for entry, state, error, *more in results:
             if state == DELIVERED:
                 delivered.append((entry.seq,))
+            elif state == EXPIRED:
+                expired.append(entry)
             elif state == REJECTED and entry.attempts + 1 >= self.settings["max_attempts"]:
                 dead.append((entry, error))
             else:
                 attempts = entry.attempts + 1
-                retried.append((attempts, now + self.backoff(attempts), error, entry.seq))
+                wait = self.backoff(attempts)
+                hold = 0.0
+                if more and more[0] is not None:  # the store said how long to wait at least
+                    wait = max(wait, float(more[0]))
+                    hold = now + float(more[0])
+                retried.append((attempts, now + wait, error, hold, entry.seq))
 
         def write() -> None:
             db = self.db
-            with _transaction(db):
+            with transaction(db):
                 db.executemany("DELETE FROM queue WHERE seq = ?", delivered)
                 db.executemany(
                     "UPDATE queue SET attempts = ?, next_attempt = ?, last_error = ?,"
-                    " leased_until = 0 WHERE seq = ?",
+                    " not_before = ?, leased_until = 0 WHERE seq = ?",
                     retried,
                 )
                 for entry, reason in dead:
@@ -298,62 +420,83 @@ class Spool:
                         ),
                     )
                     db.execute("DELETE FROM queue WHERE seq = ?", (entry.seq,))
+                for entry in expired:
+                    db.execute("DELETE FROM queue WHERE seq = ?", (entry.seq,))
+                    _count(db, f"expired:{entry.output}", 1)
 
         if results:
             self._retry(write)
-        return len(delivered), len(retried), len(dead)
+        return len(delivered), len(retried), len(dead), len(expired)
 
     # -- reading ------------------------------------------------------------------------
 
+    def _rows(self, query: str, args: tuple = ()) -> list[tuple]:
+        return self._retry(lambda: self.db.execute(query, args).fetchall())
+
     def outputs(self) -> list[str]:
-        rows = self.db.execute(
+        rows = self._rows(
             "SELECT output FROM queue UNION SELECT output FROM dead_letters ORDER BY 1"
-        ).fetchall()
+        )
         return [row[0] for row in rows]
 
     def has_backlog(self, output: str) -> bool:
-        row = self.db.execute("SELECT 1 FROM queue WHERE output = ? LIMIT 1", (output,))
-        return row.fetchone() is not None
+        return bool(self._rows("SELECT 1 FROM queue WHERE output = ? LIMIT 1", (output,)))
 
     def stats(self) -> dict[str, dict[str, Any]]:
-        """Per output: spooled entries, the oldest one's age in seconds, due now, dead letters."""
+        """Per output: spooled entries, the oldest one's age in seconds, due now, when the next
+        entry that is backing off is due (epoch seconds), dead letters, expired so far."""
         now = time.time()
         result: dict[str, dict[str, Any]] = {}
-        for output, count, oldest, due in self.db.execute(
-            "SELECT output, count(*), min(created), sum(next_attempt <= ?) FROM queue "
-            "GROUP BY output",
-            (now,),
+
+        def row(output: str) -> dict[str, Any]:
+            return result.setdefault(
+                output,
+                {
+                    "spooled": 0,
+                    "oldest_age": None,
+                    "due": 0,
+                    "next_due": None,
+                    "dead_letters": 0,
+                    "expired": 0,
+                },
+            )
+
+        for output, count, oldest, due, next_due in self._rows(
+            "SELECT output, count(*), min(created), sum(next_attempt <= ?),"
+            " min(CASE WHEN next_attempt > ? THEN next_attempt END) FROM queue GROUP BY output",
+            (now, now),
         ):
-            result[output] = {
-                "spooled": count,
-                "oldest_age": round(now - oldest, 3),
-                "due": due,
-                "dead_letters": 0,
-            }
-        for output, count in self.db.execute(
+            row(output).update(
+                spooled=count,
+                oldest_age=round(now - oldest, 3),
+                due=due,
+                next_due=next_due,
+            )
+        for output, count in self._rows(
             "SELECT output, count(*) FROM dead_letters GROUP BY output"
         ):
-            result.setdefault(
-                output, {"spooled": 0, "oldest_age": None, "due": 0, "dead_letters": 0}
-            )["dead_letters"] = count
+            row(output)["dead_letters"] = count
+        for name, value in self._rows("SELECT name, value FROM counters"):
+            if name.startswith("expired:"):
+                row(name[len("expired:") :])["expired"] = value
         return result
 
     def dropped(self) -> int:
-        row = self.db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()
-        return row[0] if row else 0
+        rows = self._rows("SELECT value FROM counters WHERE name = 'dropped'")
+        return rows[0][0] if rows else 0
 
     def pending(self, output: str | None = None) -> int:
         query, args = "SELECT count(*) FROM queue", ()
         if output:
             query, args = query + " WHERE output = ?", (output,)
-        return self.db.execute(query, args).fetchone()[0]
+        return self._rows(query, args)[0][0]
 
     def dead_letters(self, output: str | None = None) -> Iterator[dict[str, Any]]:
         query = "SELECT seq, record_id, output, attempts, reason, died, body FROM dead_letters"
         args: tuple = ()
         if output:
             query, args = query + " WHERE output = ?", (output,)
-        for seq, record_id, out, attempts, reason, died, body in self.db.execute(
+        for seq, record_id, out, attempts, reason, died, body in self._rows(
             query + " ORDER BY seq", args
         ):
             yield {
@@ -372,7 +515,7 @@ class Spool:
 
         def write() -> int:
             db = self.db
-            with _transaction(db):
+            with transaction(db):
                 db.execute(
                     "INSERT OR IGNORE INTO queue (record_id, output, body, created, attempts,"
                     " next_attempt, last_error) SELECT record_id, output, body, created, 0, 0,"
@@ -387,29 +530,30 @@ class Spool:
         where, args = ("WHERE output = ?", (output,)) if output else ("", ())
 
         def write() -> int:
-            with _transaction(self.db):
+            with transaction(self.db):
                 return self.db.execute(f"DELETE FROM dead_letters {where}", args).rowcount
 
         return self._retry(write)
 
 
-class _transaction:
-    """`BEGIN IMMEDIATE` ... `COMMIT`: take the write lock up front, so a transaction never
-    has to upgrade a read lock (an upgrade that fails is not retried by SQLite)."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, kind: Any, *_: Any) -> None:
-        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+def _count(db: sqlite3.Connection, name: str, amount: int) -> None:
+    db.execute(
+        "INSERT INTO counters (name, value) VALUES (?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+        (name, amount),
+    )
 
 
-def _run_script(db: sqlite3.Connection, script: str) -> None:
-    """executescript() would COMMIT our transaction first; run the statements one by one."""
-    for statement in script.split(";"):
-        if statement.strip():
-            db.execute(statement)
+def _still_corrupt(path: str) -> bool:
+    """A second opinion before a spool is set aside: SQLite's quick check on a new connection."""
+    try:
+        db = sqlite3.connect(path, timeout=5)
+    except sqlite3.DatabaseError:
+        return True
+    try:
+        rows = db.execute("PRAGMA quick_check(1)").fetchall()
+        return rows != [("ok",)]
+    except sqlite3.DatabaseError as exc:
+        return is_corruption(exc)
+    finally:
+        db.close()

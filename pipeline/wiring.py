@@ -1,39 +1,97 @@
-"""Building the bus a run publishes to, from the config and the chosen outputs."""
+"""Building the bus a run publishes to, from the config and the chosen outputs.
+
+`[bus] kind` chooses the bus: `inprocess` (the default) or `rabbitmq`. Problems of a
+delivery setting (an output's bad setting, a bad filter, a missing client package) are
+reported once and never stop the run; only an unknown output name is the caller's error.
+"""
 
 from __future__ import annotations
 
 from accre_monitor.config import Config
-from accre_monitor.pipeline.bus import InProcessBus, Subscriber
+from accre_monitor.errors import ConfigError, UserError
+from accre_monitor.pipeline.bus import Bus, Destination, InProcessBus
+from accre_monitor.settings import FILTER_KEYS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
 
-def build_subscribers(config: Config, output_names: list[str]) -> list[Subscriber]:
-    """One subscriber per output name, each behind the filters its section asks for."""
-    from accre_monitor.outputs import create_output
+def filter_stages(name: str, config: Config) -> list[Any]:
+    """The filter stages in front of output `name`: its preset ones, then its section's.
 
-    subscribers = []
-    for name in dict.fromkeys(output_names):
-        settings = config.output_section(name)
-        stages: list[Any] = []
-        if any(key in settings for key in ("min_severity", "checks", "exclude_checks")):
-            from accre_monitor.pipeline.filters import stages_from_settings
+    A bad filter setting is reported and left out (the output then takes more records,
+    never fewer: nothing is lost). An output that notifies on change gets no severity stage:
+    it must see every status to notice recoveries, and applies the level itself.
+    """
+    from accre_monitor.outputs import preset_filters, section_of, severity_in_output
 
-            stages = stages_from_settings(name, settings)
-        output = create_output(name, settings)
-        stages = list(getattr(output, "default_stages", [])) + stages
-        subscribers.append(Subscriber(output, stages))
-    return subscribers
+    section = section_of(name)
+    layers = [(name, preset_filters(name)), (section, config.output_section(section))]
+    if severity_in_output(name, layers[1][1]):
+        layers = [(label, _without(settings, "min_severity")) for label, settings in layers]
+    if not any(key in settings for _, settings in layers for key in FILTER_KEYS):
+        return []
+    from accre_monitor.pipeline.filters import stages_from_settings
+
+    stages: list[Any] = []
+    for label, settings in layers:
+        for key in FILTER_KEYS:
+            if key not in settings:
+                continue
+            try:
+                stages += stages_from_settings(label, {key: settings[key]})
+            except ConfigError as exc:
+                config.problem(f"{exc}; the filter is left out")
+    return stages
 
 
-def build_bus(config: Config, output_names: list[str] | None = None) -> InProcessBus:
+def _without(settings: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in settings.items() if k != key}
+
+
+def destination(name: str, config: Config) -> Destination:
+    """Output `name` behind its filter stages; UserError for an unknown output."""
+    from accre_monitor.outputs import (
+        build_output,
+        is_known_output,
+        is_synchronous,
+        unknown_output_error,
+    )
+
+    if not is_known_output(name):
+        raise UserError(unknown_output_error(name))
+    stages = filter_stages(name, config)
+    if not is_synchronous(name):
+        return Destination(
+            name, stages, synchronous=False, factory=lambda: build_output(name, config)
+        )
+    try:
+        output = build_output(name, config)
+    except ConfigError as exc:
+        # a synchronous output always renders: with its default settings, if need be
+        from accre_monitor.outputs import create_output
+
+        config.problem(f"{exc}; using the defaults")
+        output = create_output(name, {}, source=config.path)
+    return Destination(name, stages, synchronous=True, output=output)
+
+
+def build_destinations(config: Config, output_names: list[str] | None = None) -> list[Destination]:
+    return [destination(name, config) for name in dict.fromkeys(output_names or config.outputs)]
+
+
+def build_bus(config: Config, output_names: list[str] | None = None) -> Bus:
     """The bus for one run: `output_names` overrides the configured outputs."""
-    subscribers = build_subscribers(config, output_names or config.outputs)
-    deliverer = None
-    if any(not s.output.synchronous for s in subscribers):
-        from accre_monitor.pipeline.delivery import InlineDeliverer
+    destinations = build_destinations(config, output_names)
+    remote = any(not d.synchronous for d in destinations)
+    if remote and config.bus["kind"] == "rabbitmq":
+        from accre_monitor.pipeline.rabbitmq_bus import RabbitBus
 
-        deliverer = InlineDeliverer(config)
-    return InProcessBus(subscribers, deliverer)
+        return RabbitBus(config, destinations)
+    deliverer = None
+    if remote:
+        from accre_monitor.pipeline.delivery import InlineDeliverer, SpoolingDeliverer
+
+        deliverer = InlineDeliverer(config) if config.spool["inline"] else SpoolingDeliverer(config)
+    return InProcessBus(destinations, deliverer)

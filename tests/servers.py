@@ -191,6 +191,22 @@ def wait_until_connected(pid: int, port: int, timeout: float = 30.0) -> bool:
     return True
 
 
+# /proc/net/tcp states of a connection the server side has not closed yet
+_OPEN_TCP_STATES = {"01", "03", "08"}  # ESTABLISHED, SYN_RECV, CLOSE_WAIT
+
+
+def _open_connections(port: int) -> int:
+    """Connections to local ``port`` (IPv4) that the server side still holds open."""
+    count = 0
+    with open("/proc/net/tcp") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            if int(fields[1].rpartition(":")[2], 16) == port and fields[3] in _OPEN_TCP_STATES:
+                count += 1
+    return count
+
+
 _LIVE: weakref.WeakSet[_Server] = weakref.WeakSet()
 
 
@@ -706,6 +722,8 @@ class NscaServer(_Server):
     """The NSCA 2.10 daemon in single-process foreground mode writing to a plain command file.
 
     ``password`` switches on XOR decryption (method 1) unless ``method`` says otherwise.
+    ``command_file`` points the daemon at a running Nagios's command FIFO (``NagiosServer``'s
+    ``command_file``) instead of a plain file of its own.
     ``results()`` parses the command file; ``client_config`` is a matching send_nsca config.
     Note: a wrong password or method is silently dropped by the daemon: read the results.
     """
@@ -720,6 +738,7 @@ class NscaServer(_Server):
         password: str | None = None,
         method: int | None = None,
         max_packet_age: int = 30,
+        command_file: str | os.PathLike | None = None,
         **kw,
     ):
         super().__init__(port, **kw)
@@ -727,7 +746,9 @@ class NscaServer(_Server):
         self.method = (1 if password else 0) if method is None else method
         self.max_packet_age = max_packet_age
         self.config = self.dir / "nsca.cfg"
-        self.command_file = self.dir / "nagios.cmd"
+        # a plain file of our own, appended to; or a running Nagios's command FIFO
+        self.to_fifo = command_file is not None
+        self.command_file = Path(command_file) if command_file else self.dir / "nagios.cmd"
         self.dump_file = self.dir / "nsca.dump"
         self.client_config = self.dir / "send_nsca.cfg"
 
@@ -742,7 +763,7 @@ class NscaServer(_Server):
             f"server_port={self.port}",
             f"command_file={self.command_file}",
             f"alternate_dump_file={self.dump_file}",
-            "append_to_file=1",
+            f"append_to_file={0 if self.to_fifo else 1}",
             "aggregate_writes=0",
             f"max_packet_age={self.max_packet_age}",
             "debug=1",
@@ -755,7 +776,8 @@ class NscaServer(_Server):
         if self.password:
             client.append(f"password={self.password}")
         self.client_config.write_text("\n".join(client) + "\n")
-        self.command_file.touch()  # else results go to the alternate dump file
+        if not self.to_fifo:
+            self.command_file.touch()  # else results go to the alternate dump file
 
     def _command(self) -> list[str]:
         return [_which("nsca"), "-f", "-c", str(self.config)]
@@ -797,6 +819,20 @@ class NscaServer(_Server):
                 return res
             time.sleep(0.02)
 
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait until the daemon has handled every connection made so far.
+
+        NSCA never answers a result, so a client is done before the daemon is. The daemon
+        closes a connection only when it reads the client's end after the last packet, and
+        it writes each result before reading on: once no connection to its port is still
+        open on its side (ESTABLISHED, CLOSE_WAIT or SYN_RECV in /proc/net/tcp, the accept
+        backlog included), every result sent so far is in the command file."""
+        deadline = time.monotonic() + timeout
+        while _open_connections(self.port):
+            if time.monotonic() > deadline:
+                raise ServerError(f"NSCA still holds connections after {timeout} s")
+            time.sleep(0.01)
+
     def clear(self) -> None:
         """Empty the command file (the daemon appends, so truncating in place is safe)."""
         with open(self.command_file, "w"):
@@ -815,3 +851,201 @@ class NscaServer(_Server):
             text=True,
             timeout=timeout + 5,
         )
+
+
+# --------------------------------------------------------------------------------------------
+# Nagios 4
+
+
+_NAGIOS_CONFIG = """\
+log_file={d}/nagios.log
+cfg_file={d}/objects.cfg
+object_cache_file={d}/objects.cache
+precached_object_file={d}/objects.precache
+status_file={d}/status.dat
+status_update_interval=1
+command_file={d}/rw/nagios.cmd
+check_external_commands=1
+lock_file={d}/nagios.lock
+temp_file={d}/nagios.tmp
+temp_path={d}/tmp
+check_result_path={d}/checkresults
+query_socket={d}/rw/nagios.qh
+retain_state_information=0
+state_retention_file={d}/retention.dat
+nagios_user=nagios
+nagios_group=nagios
+use_syslog=0
+log_passive_checks=1
+accept_passive_service_checks=1
+accept_passive_host_checks=1
+execute_service_checks=0
+execute_host_checks=0
+enable_notifications=0
+enable_flap_detection=0
+check_for_updates=0
+"""
+
+_NAGIOS_OBJECTS = """\
+define timeperiod {{
+    timeperiod_name always
+    alias           always
+    monday 00:00-24:00
+    tuesday 00:00-24:00
+    wednesday 00:00-24:00
+    thursday 00:00-24:00
+    friday 00:00-24:00
+    saturday 00:00-24:00
+    sunday 00:00-24:00
+}}
+define command {{
+    command_name check_dummy
+    command_line /usr/lib/nagios/plugins/check_dummy $ARG1$
+}}
+define contact {{
+    contact_name                  nobody
+    host_notifications_enabled    0
+    service_notifications_enabled 0
+    host_notification_period      always
+    service_notification_period   always
+    host_notification_options     n
+    service_notification_options  n
+    host_notification_commands    check_dummy
+    service_notification_commands check_dummy
+}}
+{objects}"""
+
+_NAGIOS_HOST = """\
+define host {{
+    host_name              {host}
+    address                127.0.0.1
+    check_command          check_dummy!0
+    max_check_attempts     1
+    check_period           always
+    contacts               nobody
+    notification_period    always
+    active_checks_enabled  0
+    passive_checks_enabled 1
+}}
+"""
+
+_NAGIOS_SERVICE = """\
+define service {{
+    host_name              {host}
+    service_description    {service}
+    check_command          check_dummy!0
+    max_check_attempts     1
+    check_interval         5
+    retry_interval         1
+    check_period           always
+    contacts               nobody
+    notification_period    always
+    active_checks_enabled  0
+    passive_checks_enabled 1
+    check_freshness        0
+}}
+"""
+
+
+class NagiosServer(_Server):
+    """A private Nagios 4 (``nagios4``) taking passive results for the given services.
+
+    ``services`` maps host names to their passive service descriptions. Results go in through
+    ``command_file`` (the command FIFO: point an ``NscaServer`` at it); ``service(host, name)``
+    reads a service's state from ``status.dat``. Nagios drops to the ``nagios`` user, so its
+    directory is handed to that user. Ready when ``status.dat`` appears (the FIFO outlives a
+    stop; status.dat does not). It listens on no port: ``port`` is unused.
+    """
+
+    kind = "nagios"
+    startup_timeout = 20.0
+
+    def __init__(self, services: dict[str, list[str]] | None = None, **kw):
+        super().__init__(**kw)
+        self.services = services or {"web01": ["disk"]}
+        self.config = self.dir / "nagios.cfg"
+        self.status_file = self.dir / "status.dat"
+        self.command_file = self.dir / "rw" / "nagios.cmd"
+
+    @property
+    def url(self) -> str:
+        return f"file://{self.command_file}"
+
+    @property
+    def log_file(self) -> Path:
+        return self.dir / "nagios.log"
+
+    def _prepare(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.status_file.unlink()  # readiness is its (re)appearance
+        self._write_config()
+
+    def _write_config(self) -> None:
+        import grp
+        import pwd
+
+        for sub in ("rw", "tmp", "checkresults"):
+            (self.dir / sub).mkdir(exist_ok=True)
+        objects = "".join(
+            _NAGIOS_HOST.format(host=host)
+            + "".join(_NAGIOS_SERVICE.format(host=host, service=s) for s in services)
+            for host, services in self.services.items()
+        )
+        self.config.write_text(_NAGIOS_CONFIG.format(d=self.dir))
+        (self.dir / "objects.cfg").write_text(_NAGIOS_OBJECTS.format(objects=objects))
+        uid, gid = pwd.getpwnam("nagios").pw_uid, grp.getgrnam("nagios").gr_gid
+        for path in [self.dir, *self.dir.rglob("*")]:
+            os.chown(path, uid, gid)
+
+    def _command(self) -> list[str]:
+        return [_which("nagios4"), str(self.config)]
+
+    def _ready(self) -> bool:
+        return self.status_file.exists() and self.command_file.exists()
+
+    def verify(self) -> subprocess.CompletedProcess:
+        """``nagios4 -v``: the configuration check, for a start that fails."""
+        self._write_config()
+        return subprocess.run(
+            [_which("nagios4"), "-v", str(self.config)], capture_output=True, text=True
+        )
+
+    def status(self) -> list[tuple[str, dict[str, str]]]:
+        """The blocks of status.dat: (kind, fields), e.g. ("servicestatus", {...})."""
+        blocks: list[tuple[str, dict[str, str]]] = []
+        try:
+            text = self.status_file.read_text(errors="replace")
+        except FileNotFoundError:
+            return blocks
+        current: dict[str, str] | None = None
+        for line in text.splitlines():
+            line = line.strip()
+            if line.endswith("{"):
+                current = {}
+                blocks.append((line[:-1].strip(), current))
+            elif line == "}":
+                current = None
+            elif current is not None and "=" in line:
+                key, _, value = line.partition("=")
+                current[key] = value
+        return blocks
+
+    def service(self, host: str, service: str) -> dict[str, str] | None:
+        """The service's fields in status.dat (``current_state``, ``plugin_output``, ...)."""
+        for kind, fields in self.status():
+            if (
+                kind == "servicestatus"
+                and fields.get("host_name") == host
+                and fields.get("service_description") == service
+            ):
+                return fields
+        return None
+
+    def wait_for_service(self, host: str, service: str, check, timeout: float = 10.0):
+        """Poll status.dat until ``check(fields)`` is true; return the last fields seen."""
+        deadline = time.monotonic() + timeout
+        while True:
+            fields = self.service(host, service)
+            if (fields is not None and check(fields)) or time.monotonic() > deadline:
+                return fields
+            time.sleep(0.05)

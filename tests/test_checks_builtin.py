@@ -10,14 +10,17 @@ import uuid
 
 import psutil
 import pytest
+from plugin_output import parse_perfdata, parse_plugin_output
 
 from accre_monitor.checks.disk import disk_usage
 from accre_monitor.checks.files import file_age
+from accre_monitor.checks.load import loadavg
 from accre_monitor.checks.memory import memory, read_meminfo
 from accre_monitor.checks.mounts import mounts, read_mounts, unescape
 from accre_monitor.checks.network import tcp_port
 from accre_monitor.checks.processes import processes
-from accre_monitor.record import normalize_return, to_json
+from accre_monitor.perfdata import render as render_perfdata
+from accre_monitor.record import normalize_return, record_from_return, to_json
 
 
 def run(check, opts):
@@ -25,10 +28,16 @@ def run(check, opts):
 
     normalize_return refuses anything that is not a valid result with plain JSON data.
     """
-    status, data, short, long = normalize_return(check(opts))
+    status, data, short, long, _ = normalize_return(check(opts))
     to_json(data)
     assert isinstance(short, str) and "\n" not in short
     return status, data, short, long
+
+
+def perf(check, opts) -> dict:
+    """The check's performance data as nagios-stdout prints it, read by the guidelines' grammar."""
+    record = record_from_return(check.__name__, check(opts))
+    return {metric.label: metric for metric in parse_perfdata(render_perfdata(record))}
 
 
 def root_fstype() -> str:
@@ -36,6 +45,98 @@ def root_fstype() -> str:
     with open("/proc/self/mounts") as handle:
         types = [line.split()[2] for line in handle if line.split()[1] == "/"]
     return types[-1]
+
+
+# --- loadavg -----------------------------------------------------------------------------
+
+
+def test_loadavg_without_thresholds_is_ok_with_the_three_averages():
+    status, data, short, _ = run(loadavg, {})
+    assert status == "OK"
+    assert data == pytest.approx(list(os.getloadavg()), abs=1.0)
+    assert short.startswith("LOAD OK - load average: ")
+
+
+@pytest.mark.parametrize(
+    ("opts", "expected"),
+    [
+        ({"warning": 1000}, "OK"),
+        ({"warning": -1}, "WARNING"),
+        ({"warning": [1000, 1000, -1]}, "WARNING"),
+        ({"warning": -1, "critical": [-1, 1000, 1000]}, "CRITICAL"),
+        ({"warning": "-1"}, "WARNING"),
+    ],
+)
+def test_loadavg_plain_numbers_alert_above_them_as_before(opts, expected):
+    assert run(loadavg, opts)[0] == expected
+
+
+@pytest.mark.parametrize(
+    ("opts", "expected"),
+    [
+        ({"warning": "1000:"}, "WARNING"),
+        ({"warning": "~:1000"}, "OK"),
+        ({"warning": "0:1000"}, "OK"),
+        ({"warning": "@0:1000"}, "WARNING"),
+        ({"critical": "@~:1000"}, "CRITICAL"),
+        ({"warning": ["0:1000", "0:1000", "@0:1000"]}, "WARNING"),
+        ({"warning": "~:-1", "critical": "1000:"}, "CRITICAL"),
+    ],
+)
+def test_loadavg_thresholds_accept_nagios_ranges(opts, expected):
+    assert run(loadavg, opts)[0] == expected
+
+
+@pytest.mark.parametrize(
+    ("check", "label"),
+    [
+        (loadavg, "LOAD"),
+        (disk_usage, "DISK"),
+        (memory, "MEMORY"),
+        (processes, "PROCS"),
+        (file_age, "FILE_AGE"),
+        (tcp_port, "TCP"),
+        (mounts, "MOUNTS"),
+    ],
+)
+def test_every_builtin_check_refuses_an_unknown_option_in_its_short_text(check, label):
+    status, _, short, _ = run(check, {"no_such_option": 1})
+    assert status == "UNKNOWN"
+    assert short.startswith(f"{label} UNKNOWN - unknown option no_such_option (known: ")
+
+
+def test_loadavg_refuses_an_unknown_option_saying_which():
+    status, data, short, _ = run(loadavg, {"warnin": 3})
+    assert status == "UNKNOWN"
+    assert short == "LOAD UNKNOWN - unknown option warnin (known: warning, critical)"
+    assert "warnin" in data["error"]
+
+
+@pytest.mark.parametrize(
+    ("opts", "reason"),
+    [
+        ({"warning": "abc"}, "option warning must be a number or a range"),
+        ({"critical": "5:1"}, "option critical: invalid range '5:1': start is greater"),
+        ({"warning": [1, 2]}, "option warning takes one threshold or three"),
+        ({"warning": [1, 2, 3, 4]}, "option warning takes one threshold or three"),
+        ({"warning": True}, "option warning must be a number or a range"),
+        ({"warning": [1, None, 3]}, "option warning must be a number or a range"),
+        ({"warning": {"load1": 1}}, "option warning must be a number or a range"),
+    ],
+)
+def test_loadavg_bad_thresholds_are_unknown_saying_why(opts, reason):
+    status, _, short, _ = run(loadavg, opts)
+    assert status == "UNKNOWN"
+    assert short.startswith(f"LOAD UNKNOWN - {reason}")
+
+
+def test_loadavg_performance_data_has_the_three_averages_with_their_thresholds():
+    found = perf(loadavg, {"warning": [1000, 900, "800:"], "critical": "@2000:3000"})
+    assert list(found) == ["load1", "load5", "load15"]
+    assert [found[label].warn for label in found] == ["~:1000", "~:900", "800:"]
+    assert {found[label].crit for label in found} == {"@2000:3000"}
+    assert {found[label].min for label in found} == {0}
+    assert [found[label].value for label in found] == pytest.approx(os.getloadavg(), abs=1.0)
 
 
 # --- disk_usage --------------------------------------------------------------------------
@@ -133,6 +234,43 @@ def test_disk_usage_accepts_numeric_strings_from_json():
     assert status == "WARNING"
 
 
+@pytest.mark.parametrize(
+    ("opts", "expected"),
+    [
+        ({"critical": "@0:100"}, "CRITICAL"),
+        ({"warning": "101:"}, "WARNING"),
+        ({"warning": "~:100", "critical": "~:100"}, "OK"),
+        ({"warning": "@0:", "critical": "0:100"}, "WARNING"),
+    ],
+)
+def test_disk_usage_thresholds_accept_nagios_ranges(tmp_path, opts, expected):
+    opts = {"mounts": str(tmp_path), "inode_warning": 100, "inode_critical": 100, **opts}
+    assert run(disk_usage, opts)[0] == expected
+
+
+def test_disk_usage_data_keeps_thresholds_as_given():
+    _, data, _, _ = run(disk_usage, {"warning": "~:95", "critical": 99})
+    assert data["thresholds"] == {
+        "warning": "~:95",
+        "critical": 99,
+        "inode_warning": 80,
+        "inode_critical": 90,
+    }
+
+
+def test_disk_usage_performance_data_per_mount_with_units_and_thresholds(tmp_path):
+    found = perf(disk_usage, {"mounts": ["/", str(tmp_path)], "critical": "~:95"})
+    used = found["mounts./.used_percent"]
+    assert (used.uom, used.warn, used.crit, used.min, used.max) == ("%", "@80:", "~:95", 0, 100)
+    if os.statvfs(tmp_path).f_files:  # file systems without inodes have no inode percentage
+        assert found[f"mounts.{tmp_path}.inodes_used_percent"].crit == "@90:"
+    assert found["mounts./.total_bytes"].uom == "B"
+    assert (
+        found["mounts./.total_bytes"].value == os.statvfs("/").f_blocks * os.statvfs("/").f_frsize
+    )
+    assert not [label for label in found if label.startswith("thresholds")]
+
+
 # --- memory ------------------------------------------------------------------------------
 
 
@@ -190,6 +328,36 @@ def test_read_meminfo_converts_kilobytes_to_bytes(tmp_path):
     path = tmp_path / "meminfo"
     path.write_text("MemTotal:       1000 kB\nHugePages_Total:       3\n")
     assert read_meminfo(str(path)) == {"MemTotal": 1024000, "HugePages_Total": 3}
+
+
+@pytest.mark.parametrize(
+    ("opts", "expected"),
+    [
+        ({"warning": "101:", "critical": "0:"}, "WARNING"),
+        ({"critical": "@0:100"}, "CRITICAL"),
+        ({"warning": "~:100", "critical": "~:100", "swap_warning": "~:100"}, "OK"),
+    ],
+)
+def test_memory_thresholds_accept_nagios_ranges(opts, expected):
+    opts = {"swap_warning": 100, "swap_critical": 100, **opts}
+    assert run(memory, opts)[0] == expected
+
+
+def test_memory_ranges_spelling_the_plain_meaning_give_the_same_status():
+    plain = {"warning": 30, "critical": 20, "swap_warning": 40, "swap_critical": 50}
+    ranges = {"warning": "30:", "critical": "20:", "swap_warning": "@40:", "swap_critical": "@50:"}
+    assert run(memory, plain)[0] == run(memory, ranges)[0]
+
+
+def test_memory_performance_data_has_percentages_with_thresholds_and_bytes():
+    found = perf(memory, {"warning": 15, "swap_critical": "@90:"})
+    available = found["available_percent"]
+    assert (available.uom, available.warn, available.crit) == ("%", "15:", "5:")
+    assert found["total_bytes"].uom == "B"
+    assert found["total_bytes"].value == read_meminfo()["MemTotal"]
+    if "swap_used_percent" in found:
+        assert found["swap_used_percent"].crit == "@90:"
+    assert not [label for label in found if label.startswith("thresholds")]
 
 
 # --- processes ---------------------------------------------------------------------------
@@ -313,6 +481,51 @@ def test_processes_bad_options_are_unknown(opts):
     assert short.startswith("PROCS UNKNOWN - ")
 
 
+@pytest.mark.parametrize(
+    ("opts", "expected", "why"),
+    [
+        ({"warning": "1:1", "critical": "1:"}, "WARNING", "(more than 1)"),
+        ({"critical": "3:"}, "CRITICAL", "(fewer than 3)"),
+        ({"critical": "@2:2"}, "CRITICAL", "(in @2:2)"),
+        ({"warning": 1}, "WARNING", "(more than 1)"),
+        ({"warning": 2}, "OK", "(critical 1:, warning 2)"),
+        ({"warning": "2:2", "critical": "1:"}, "OK", "(critical 1:, warning 2:2)"),
+    ],
+)
+def test_processes_warning_and_critical_take_nagios_ranges_on_the_count(
+    sleepers, opts, expected, why
+):
+    marker, _ = sleepers
+    status, data, short, _ = run(processes, {"cmdline": marker, **opts})
+    assert data["count"] == 2
+    assert status == expected
+    assert short.endswith(why)
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {"critical": "1:", "min": 1},
+        {"warning": "1:", "max": 3},
+        {"warning": 5, "min_warning": 1},
+        {"warning": -1},
+        {"critical": "many"},
+        {"min_warning": 4, "max": 3},
+    ],
+)
+def test_processes_range_options_refuse_mixing_and_bad_values(opts):
+    status, _, short, _ = run(processes, {"name": "x", **opts})
+    assert status == "UNKNOWN"
+    assert short.startswith("PROCS UNKNOWN - option ")
+
+
+def test_processes_performance_data_is_the_count_with_its_thresholds(sleepers):
+    marker, _ = sleepers
+    found = perf(processes, {"cmdline": marker, "min": 1, "min_warning": 2, "max": 5})
+    assert list(found) == ["count"]
+    assert (found["count"].value, found["count"].warn, found["count"].crit) == (2, "2:5", "1:")
+
+
 # --- file_age ----------------------------------------------------------------------------
 
 
@@ -398,6 +611,38 @@ def test_file_age_bad_options_are_unknown(opts):
     status, _, short, _ = run(file_age, opts)
     assert status == "UNKNOWN"
     assert short.startswith("FILE_AGE UNKNOWN - ")
+
+
+@pytest.mark.parametrize(
+    ("opts", "expected", "why"),
+    [
+        ({"warning": "0:50"}, "WARNING", "(older than 50 s)"),
+        ({"warning": "@60:120"}, "WARNING", "(age in @60:120)"),
+        ({"critical": "200:"}, "CRITICAL", "(newer than 3 min 20 s)"),
+        ({"warning": "~:200", "critical": "~:300"}, "OK", "ago"),
+    ],
+)
+def test_file_age_thresholds_accept_nagios_ranges_of_seconds(heartbeat, opts, expected, why):
+    set_age(heartbeat, 100)
+    status, data, short, _ = run(file_age, {"path": str(heartbeat), **opts})
+    assert status == expected
+    assert short.endswith(why)
+
+
+def test_file_age_range_from_zero_warns_about_a_future_modification_time(heartbeat):
+    set_age(heartbeat, -3600)
+    status, _, short, _ = run(file_age, {"path": str(heartbeat), "warning": "0:300"})
+    assert status == "WARNING"
+    assert "in the future" in short
+
+
+def test_file_age_performance_data_is_the_age_in_seconds_with_thresholds(heartbeat):
+    set_age(heartbeat, 100)
+    found = perf(file_age, {"path": str(heartbeat), "critical": "@0:1000"})
+    assert list(found) == ["age_seconds"]
+    age = found["age_seconds"]
+    assert (age.uom, age.warn, age.crit) == ("s", "~:300", "@0:1000")
+    assert 99 <= age.value < 160
 
 
 # --- tcp_port ----------------------------------------------------------------------------
@@ -518,6 +763,38 @@ def test_missing_port_says_it_is_required():
     assert short == "TCP UNKNOWN - option port is required"
 
 
+@pytest.mark.parametrize(
+    ("opts", "expected", "why"),
+    [
+        ({"critical": "@0:10"}, "CRITICAL", "(in @0:10)"),
+        ({"warning": "1:"}, "WARNING", "(faster than 1 s)"),
+        ({"critical": 0}, "CRITICAL", "(slower than 0 s)"),
+        ({"warning": 10, "critical": "~:10"}, "OK", " s"),
+    ],
+)
+def test_tcp_port_thresholds_accept_nagios_ranges_of_seconds(listener, opts, expected, why):
+    status, _, short, _ = run(tcp_port, {"port": listener, **opts})
+    assert status == expected
+    assert short.endswith(why)
+
+
+def test_tcp_port_performance_data_is_the_connect_time_within_the_timeout(listener):
+    found = perf(tcp_port, {"port": listener, "warning": 2, "timeout": 3})
+    assert list(found) == ["connect_seconds"]
+    seconds = found["connect_seconds"]
+    assert (seconds.uom, seconds.warn, seconds.crit, seconds.min, seconds.max) == (
+        "s",
+        "~:2",
+        None,
+        0,
+        3,
+    )
+
+
+def test_tcp_port_that_refuses_has_no_performance_data(closed_port):
+    assert perf(tcp_port, {"port": closed_port}) == {}
+
+
 # --- mounts ------------------------------------------------------------------------------
 
 
@@ -622,8 +899,74 @@ def test_mount_table_last_mount_on_a_point_wins(tmp_path):
         (["tcp_port"], 3),
         (["file_age", "--path", "/no/such/file", "--missing", "WARNING"], 1),
         (["processes", "--cmdline", "accre-test-never-running", "--max", "0"], 0),
+        (["loadavg", "--warning", "1000,1000,1000"], 0),
+        (["loadavg", "--critical=-1"], 2),
+        (["loadavg", "--warning", "1000:"], 1),
+        (["loadavg", "--critical", "@0:1000"], 2),
+        (["loadavg", "--warning", "~:-1,0:1000,0:1000"], 1),
+        (["loadavg", "--warnin", "3"], 3),
+        (["disk_usage", "--warning", "@0:100"], 1),
+        (["memory", "--critical", "@0:100"], 2),
+        (["file_age", "--path", "/", "--warning", "@~:", "--critical", "~:"], 1),
+        (["processes", "--cmdline", "accre-test-never-running", "--critical", "1:"], 2),
     ],
 )
 def test_command_line_options_reach_the_checks(cli, args, code):
     result = cli.run(*args)
     assert result.returncode == code, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "short"),
+    [
+        (["--warnin", "3"], "LOAD UNKNOWN - unknown option warnin (known: warning, critical)"),
+        (
+            ["--warning", "abc"],
+            "LOAD UNKNOWN - option warning must be a number or a range "
+            "(10, 10:, ~:10, 10:20 or @10:20), not 'abc'",
+        ),
+    ],
+)
+def test_bad_loadavg_options_tell_nagios_why(cli, args, short):
+    result = cli.run("--outputs", "nagios-stdout", "loadavg", *args)
+    assert result.returncode == 3
+    assert result.stdout.partition(" | ")[0] == short
+
+
+def test_nagios_stdout_prints_the_checks_perfdata_when_configured(cli):
+    cli.write_config(
+        """
+        [monitoring]
+        outputs = ["nagios-stdout"]
+        [outputs.nagios-stdout]
+        payload = "perfdata"
+        """
+    )
+    result = cli.run("disk_usage", "--mounts", "/", "--critical", "~:99.5")
+    parsed = parse_plugin_output(result.stdout)
+    assert parsed.text.startswith("DISK ")
+    used = parsed.metric("mounts./.used_percent")
+    assert (used.uom, used.warn, used.crit, used.min, used.max) == ("%", "@80:", "~:99.5", 0, 100)
+    assert parsed.long_lines[0].startswith("/: ")
+    result = cli.run("loadavg", "--warning", "1000:,~:-1,0:1000")
+    parsed = parse_plugin_output(result.stdout)
+    assert result.returncode == 1
+    assert [(m.label, m.warn) for m in parsed.perfdata] == [
+        ("load1", "1000:"),
+        ("load5", "~:-1"),
+        ("load15", "1000"),
+    ]
+
+
+def test_an_unknown_nagios_payload_is_reported_on_stderr_without_a_traceback(cli):
+    cli.write_config(
+        """
+        [monitoring]
+        outputs = ["nagios-stdout"]
+        [outputs.nagios-stdout]
+        payload = "graphite"
+        """
+    )
+    result = cli.run("loadavg")
+    assert 'outputs.nagios-stdout.payload must be "json" or "perfdata"' in result.stderr
+    assert "Traceback" not in result.stderr

@@ -9,11 +9,12 @@ run) delivers every record exactly once.
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
 from es_server import FakeElasticsearch
-from servers import CouchServer, RedisServer, missing_reason, wait_until_connected
+from servers import CouchServer, NscaServer, RedisServer, missing_reason, wait_until_connected
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +31,8 @@ class Store:
 
     name = ""
 
-    def section(self, timeout: float) -> str:
+    def section(self, timeout: float = 1) -> str:
+        """The output's config section (other test modules take the 1 s default)."""
         raise NotImplementedError
 
     def stored_ids(self) -> list[str]:
@@ -43,7 +45,7 @@ class RedisStore(Store):
     def __init__(self):
         self.server = RedisServer().start()
 
-    def section(self, timeout):
+    def section(self, timeout=1):
         return f'[outputs.redis]\nurl = "{self.server.url}"\ntimeout = {timeout}\n'
 
     def stored_ids(self):
@@ -75,7 +77,7 @@ class CouchStore(RedisStore):
     def __init__(self):
         self.server = CouchServer().start()
 
-    def section(self, timeout):
+    def section(self, timeout=1):
         return f'[outputs.couch]\nurl = "{self.server.url}"\ntimeout = {timeout}\n'
 
     def stored_ids(self):
@@ -90,7 +92,7 @@ class ElasticsearchStore(Store):
         self.server = FakeElasticsearch().start()
         self.settings = settings
 
-    def section(self, timeout):
+    def section(self, timeout=1):
         extra = "".join(f"{key} = {json.dumps(value)}\n" for key, value in self.settings.items())
         url = self.server.url
         return f'[outputs.elasticsearch]\nhosts = ["{url}"]\ntimeout = {timeout}\n{extra}'
@@ -114,8 +116,36 @@ class ElasticsearchStore(Store):
         self.server.stop()
 
 
-STORES = {"redis": RedisStore, "couch": CouchStore, "elasticsearch": ElasticsearchStore}
-NEEDS = {"redis": "redis", "couch": "couch", "elasticsearch": None}
+class NscaStore(RedisStore):
+    """The NSCA daemon: what it took is in its command file, the record (and its id) in the
+    JSON after the plugin output's `|`."""
+
+    name = "nagios-nsca"
+
+    def __init__(self):
+        self.server = NscaServer().start()
+
+    def section(self, timeout=1):
+        return f"[outputs.nagios-nsca]\nport = {self.server.port}\ntimeout = {timeout}\n"
+
+    def stored_ids(self):
+        self.server.flush()  # NSCA never answers: wait until the daemon has read everything
+        return [nsca_record(output)["id"] for *_, output in self.server.results()]
+
+
+def nsca_record(output: str) -> dict:
+    """The record in a plugin output line as the daemon wrote it (`SHORT | {json}\\n...`)."""
+    text = re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), output)
+    return json.loads(text.split(" | ", 1)[1].split("\n", 1)[0])
+
+
+STORES = {
+    "redis": RedisStore,
+    "couch": CouchStore,
+    "elasticsearch": ElasticsearchStore,
+    "nagios-nsca": NscaStore,
+}
+NEEDS = {"redis": "redis", "couch": "couch", "elasticsearch": None, "nagios-nsca": "nsca"}
 
 
 @pytest.fixture(params=sorted(STORES))

@@ -20,13 +20,9 @@ from elasticsearch import Elasticsearch
 from es_server import FakeElasticsearch
 
 from accre_monitor.errors import ConfigError
+from accre_monitor.outcome import DELIVERED, REJECTED, RETRY, StoreUnavailable
 from accre_monitor.outputs import create_output, output_class
-from accre_monitor.outputs.base import DELIVERED, REJECTED, RETRY
-from accre_monitor.outputs.elasticsearch import (
-    DeliveryError,
-    ElasticsearchOutput,
-    template_pattern,
-)
+from accre_monitor.outputs.elasticsearch import ElasticsearchOutput, template_pattern
 from accre_monitor.record import build_record
 
 ES_URL = os.environ.get("ACCRE_MONITOR_TEST_ES_URL")
@@ -301,7 +297,7 @@ def test_items_answered_429_or_5xx_are_retried_and_the_others_delivered(
 def test_a_whole_bulk_request_answered_429_or_503_raises(fake_es, make_output, status):
     output = make_output(fake_es.settings())
     fake_es.fake.fail_next(1, status=status, path="_bulk")
-    with pytest.raises(DeliveryError, match=f"elasticsearch bulk: {status} "):
+    with pytest.raises(StoreUnavailable, match=f"elasticsearch bulk: {status} "):
         output.deliver([record(), record()], timeout=5)
     assert fake_es.count() == 0
 
@@ -313,7 +309,7 @@ def test_a_hanging_server_makes_deliver_raise_within_the_timeout(fake_es, make_o
         assert states(output.deliver([record()], timeout=5)) == [DELIVERED]
     fake_es.fake.hang()
     started = time.monotonic()
-    with pytest.raises(DeliveryError, match="ConnectionTimeout"):
+    with pytest.raises(StoreUnavailable, match="ConnectionTimeout"):
         output.deliver([record()], timeout=1.0)
     assert time.monotonic() - started < 1.0 + 1
 
@@ -321,7 +317,7 @@ def test_a_hanging_server_makes_deliver_raise_within_the_timeout(fake_es, make_o
 def test_the_timeout_covers_the_template_requests_and_the_bulk_together(fake_es, make_output):
     fake_es.fake.delay(0.4)  # HEAD, PUT and _bulk would take 1.2 s in all
     started = time.monotonic()
-    with pytest.raises(DeliveryError):
+    with pytest.raises(StoreUnavailable):
         make_output(fake_es.settings()).deliver([record()], timeout=1.0)
     assert time.monotonic() - started < 1.0 + 0.5
 
@@ -333,7 +329,7 @@ def test_a_stopped_server_makes_deliver_raise_and_a_restarted_one_is_used_again(
     assert states(output.deliver([record()], timeout=5)) == [DELIVERED]
     fake_es.fake.stop()
     started = time.monotonic()
-    with pytest.raises(DeliveryError, match="ConnectionError"):
+    with pytest.raises(StoreUnavailable, match="ConnectionError"):
         output.deliver([record()], timeout=2)
     assert time.monotonic() - started < 2 + 1
     fake_es.fake.start()
@@ -344,7 +340,7 @@ def test_a_stopped_server_makes_deliver_raise_and_a_restarted_one_is_used_again(
 def test_a_template_put_cut_off_raises_so_the_batch_is_retried(fake_es, make_output):
     output = make_output(fake_es.settings())
     fake_es.fake.fail_next(1, status=None, path="^/_index_template/", method="PUT")
-    with pytest.raises(DeliveryError, match="index template"):
+    with pytest.raises(StoreUnavailable, match="index template"):
         output.deliver([record()], timeout=5)
     assert fake_es.count() == 0
     assert states(output.deliver([record()], timeout=5)) == [DELIVERED]
@@ -370,7 +366,7 @@ def test_a_record_with_a_bad_date_or_no_id_is_rejected_and_the_others_delivered(
     records = [record(), record(date="yesterday"), no_id, record()]
     outcomes = make_output(fake_es.settings()).deliver(records, timeout=5)
     assert states(outcomes) == [DELIVERED, REJECTED, REJECTED, DELIVERED]
-    assert outcomes[1].error == "bad record: date 'yesterday' is not ISO 8601"
+    assert outcomes[1].error == "bad record: record date 'yesterday' is not ISO 8601"
     assert outcomes[2].error == "bad record: no 'id' field"
     assert fake_es.count() == 2
 
@@ -403,7 +399,7 @@ def test_basic_auth_with_the_right_password_delivers(secured_es, make_output):
 
 def test_a_wrong_password_raises_without_showing_it(secured_es, make_output, capsys):
     output = make_output(secured_es.settings(username="monitor", password="wrong-pw-77"))
-    with pytest.raises(DeliveryError) as caught:
+    with pytest.raises(StoreUnavailable) as caught:
         output.deliver([record()], timeout=5)
     assert "401 Unauthorized" in str(caught.value)  # from the template check, a HEAD
     assert "wrong-pw-77" not in str(caught.value) + repr(caught.value)
@@ -414,7 +410,7 @@ def test_a_wrong_password_raises_without_showing_it(secured_es, make_output, cap
 def test_a_wrong_password_on_the_bulk_says_why_without_showing_it(secured_es, make_output):
     settings = secured_es.settings(username="monitor", password="wrong-pw-77")
     output = make_output({**settings, "install_template": False})
-    with pytest.raises(DeliveryError) as caught:
+    with pytest.raises(StoreUnavailable) as caught:
         output.deliver([record()], timeout=5)
     assert "elasticsearch bulk: 401 security_exception: unable to authenticate user [monitor]" in (
         str(caught.value)
@@ -450,8 +446,8 @@ def test_an_api_key_authenticates(secured_es, make_output, api_key):
         ({"index": "Accre-%b"}, "must be lowercase"),
         ({"index": "accre monitor"}, "must not contain"),
         ({"index": "%Y.%m.%d"}, "needs a fixed prefix or suffix"),
-        ({"batch_size": 0}, "outputs.elasticsearch.batch_size must be at least 1"),
-        ({"timeout": "soon"}, "outputs.elasticsearch.timeout must be a number"),
+        ({"batch_size": 0}, "outputs.elasticsearch.batch_size must be an integer >= 1"),
+        ({"timeout": "soon"}, "outputs.elasticsearch.timeout must be a positive number of seconds"),
         ({"verify_certs": "no"}, "outputs.elasticsearch.verify_certs must be true or false"),
         ({"ca_certs": "/nonexistent/ca.pem"}, "ca_certs must name a readable"),
         ({"username": "monitor"}, "outputs.elasticsearch.password is needed"),

@@ -13,6 +13,7 @@ import pytest
 from es_server import FakeElasticsearch
 from servers import (
     CouchServer,
+    NagiosServer,
     NscaServer,
     RabbitServer,
     RedisServer,
@@ -297,10 +298,8 @@ def test_nsca_xor_password_and_silent_drop_on_wrong_password():
         wrong.write_text("encryption_method=1\npassword=nottheone\n")
         # The daemon takes the packet and drops it silently: send_nsca reports success.
         assert srv.send_nsca("h2\tload\t2\tCRITICAL\n", config=wrong).returncode == 0
-        # The daemon handles one connection after the other: once a later good result is
-        # in, the dropped one would have been in before it.
-        assert srv.send_nsca("h3\tload\t0\tOK\n").returncode == 0
-        assert [r[1] for r in srv.wait_for_results(2)] == ["h1", "h3"]
+        srv.flush()  # every connection handled: a result it kept would be in by now
+        assert [r[1] for r in srv.results()] == ["h1"]
 
 
 def test_nsca_paused_accepts_but_never_answers():
@@ -313,6 +312,52 @@ def test_nsca_paused_accepts_but_never_answers():
         s.settimeout(0.5)
         with pytest.raises(TimeoutError):
             s.recv(132)  # the IV never comes
+
+
+def test_nsca_flush_waits_until_every_connection_was_read():
+    from accre_monitor.outputs.nsca_packet import INIT_SIZE, data_packet
+
+    need("nsca")
+    with NscaServer() as srv:
+        with socket.create_connection((srv.host, srv.port), timeout=5) as s:
+            init = b""
+            while len(init) < INIT_SIZE:
+                init += s.recv(INIT_SIZE)
+            stamp = int(time.time())
+            s.sendall(b"".join(data_packet(stamp, 0, b"h", b"svc", b"r", 4096) for _ in range(200)))
+        srv.flush()
+        assert len(srv.results()) == 200
+        with (
+            srv.paused_for(),
+            socket.create_connection((srv.host, srv.port)),
+            pytest.raises(ServerError, match="still holds connections"),
+        ):
+            srv.flush(timeout=0.3)
+
+
+# --------------------------------------------------------------------------------------------
+# Nagios 4
+
+
+def test_nagios_takes_a_passive_result_from_nsca_into_its_status_file():
+    need("nagios")
+    need("nsca")
+    need("send_nsca")
+    with NagiosServer(services={"web01": ["disk", "load"]}) as nagios:
+        assert nagios.verify().returncode == 0
+        assert nagios.service("web01", "disk")["current_state"] == "0"
+        with NscaServer(command_file=nagios.command_file) as srv:
+            sent = srv.send_nsca("web01\tdisk\t2\tDISK CRITICAL - full | used=99%\n")
+            assert sent.returncode == 0, sent.stdout + sent.stderr
+            fields = nagios.wait_for_service("web01", "disk", lambda f: f["current_state"] != "0")
+        assert fields["current_state"] == "2"
+        assert fields["plugin_output"] == "DISK CRITICAL - full"
+        assert fields["performance_data"] == "used=99%"
+        assert nagios.service("web01", "load")["current_state"] == "0"
+        nagios.stop()
+        assert not nagios.status_file.exists()
+        nagios.start()
+        assert nagios.service("web01", "disk") is not None
 
 
 # --------------------------------------------------------------------------------------------

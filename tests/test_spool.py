@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from accre_monitor.outputs.base import DELIVERED, REJECTED, RETRY
-from accre_monitor.pipeline.spool import Spool, spool_settings
+from accre_monitor.outcome import DELIVERED, REJECTED, RETRY
+from accre_monitor.pipeline.spool import SCHEMA, Spool, spool_settings
 
 
 def make_spool(tmp_path, **settings):
@@ -34,7 +34,7 @@ def test_entries_are_claimed_oldest_first_and_delivered_ones_leave(tmp_path):
     spool.add(entries(5))
     claimed = spool.claim("redis", 3, due_only=False)
     assert [e.record_id for e in claimed] == ["id-0", "id-1", "id-2"]
-    assert spool.settle([(e, DELIVERED, None) for e in claimed]) == (3, 0, 0)
+    assert spool.settle([(e, DELIVERED, None) for e in claimed]) == (3, 0, 0, 0)
     assert [e.record_id for e in spool.claim("redis", 10, due_only=False)] == ["id-3", "id-4"]
 
 
@@ -82,7 +82,7 @@ def test_records_rejected_for_good_become_dead_letters_with_the_reason(tmp_path)
     first = spool.claim("redis", 10, due_only=False)
     assert spool.settle(
         [(first[0], REJECTED, "mapper_parsing_exception: bad"), (first[1], DELIVERED, None)]
-    ) == (1, 0, 1)
+    ) == (1, 0, 1, 0)
     (letter,) = spool.dead_letters()
     assert (letter["record_id"], letter["reason"]) == ("id-0", "mapper_parsing_exception: bad")
     assert spool.pending() == 0
@@ -182,3 +182,124 @@ def test_unknown_and_bad_spool_settings_are_reported(tmp_path, capsys):
     assert "spool.pth" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="max_entries"):
         spool_settings({"max_entries": 0})
+
+
+# -- a corrupt spool file is set aside, never in the way ---------------------------------------
+
+
+def corrupt(path, how):
+    with open(path, "r+b") as handle:
+        if how == "header":
+            handle.write(b"this is not sqlite at all")
+        elif how == "truncated":
+            handle.truncate(1500)
+        else:  # pages of random bytes, header kept
+            handle.seek(4096)
+            handle.write(os.urandom(4096 * 4))
+
+
+@pytest.mark.parametrize("how", ["header", "truncated", "pages"])
+def test_a_corrupt_spool_is_set_aside_and_a_fresh_one_takes_the_record(tmp_path, how, capsys):
+    spool = make_spool(tmp_path)
+    spool.add(entries(300))
+    spool.close()
+    sqlite3.connect(spool.path).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+    corrupt(spool.path, how)
+
+    fresh = make_spool(tmp_path)
+    fresh.add([("new-1", "redis", b"{}")])
+    assert fresh.pending() == 1
+    (aside,) = fresh.set_aside
+    assert aside.startswith(spool.path + ".corrupt-") and os.path.exists(aside)
+    assert "spool file is corrupt" in capsys.readouterr().err
+    from accre_monitor.sqlite_files import set_aside_files
+
+    assert set_aside_files(spool.path) == [aside]
+
+
+def test_a_healthy_spool_is_never_set_aside(tmp_path):
+    spool = make_spool(tmp_path)
+    spool.add(entries(3))
+    spool._set_aside_corrupt(sqlite3.DatabaseError("pretend"))
+    assert spool.set_aside == []
+    assert make_spool(tmp_path).pending() == 3
+
+
+def test_reading_the_status_creates_and_writes_nothing(tmp_path):
+    from accre_monitor.pipeline.report import read_spool
+
+    settings = spool_settings({"path": str(tmp_path / "state" / "spool.db")})
+    report = read_spool(settings)
+    assert not report.exists and report.outputs == {}
+    assert not (tmp_path / "state").exists()
+    spool = Spool(settings)
+    spool.add(entries(2))
+    spool.close()
+    before = sorted(os.listdir(tmp_path / "state"))
+    stamp = os.stat(settings["path"]).st_mtime_ns
+    report = read_spool(settings)
+    assert report.outputs["redis"]["spooled"] == 2
+    assert sorted(os.listdir(tmp_path / "state")) == before
+    assert os.stat(settings["path"]).st_mtime_ns == stamp
+
+
+def test_reading_a_corrupt_spool_reports_it_without_moving_it(tmp_path):
+    from accre_monitor.pipeline.report import read_spool
+
+    spool = make_spool(tmp_path)
+    spool.add(entries(2))
+    spool.close()
+    corrupt(spool.path, "header")
+    report = read_spool(spool.settings)
+    assert "is corrupt" in report.corrupt
+    assert os.path.exists(spool.path) and report.set_aside == []
+
+
+def test_an_expired_entry_leaves_and_is_counted(tmp_path):
+    from accre_monitor.outcome import EXPIRED
+
+    spool = make_spool(tmp_path)
+    spool.add(entries(3, output="nsca"))
+    claimed = spool.claim("nsca", 3, due_only=False)
+    assert spool.settle([(e, EXPIRED, "too old") for e in claimed[:2]]) == (0, 0, 0, 2)
+    stats = spool.stats()["nsca"]
+    assert (stats["spooled"], stats["expired"]) == (1, 2)
+
+
+def test_a_retry_waits_at_least_what_the_store_asked(tmp_path):
+    spool = make_spool(tmp_path, backoff_base=0.01, backoff_max=0.02)
+    spool.add(entries(1))
+    (entry,) = spool.claim("redis", 1, due_only=False)
+    spool.settle([(entry, RETRY, "429 slow down", 120.0)])
+    row = spool.stats()["redis"]
+    assert row["due"] == 0 and row["next_due"] - time.time() > 110
+
+
+def test_what_a_store_asked_to_hold_back_is_not_taken_even_when_draining_everything(tmp_path):
+    spool = make_spool(tmp_path)
+    spool.add(entries(2))
+    first, second = spool.claim("redis", 2, due_only=False)
+    spool.settle([(first, RETRY, "429", 60.0), (second, RETRY, "500 busy")])
+    assert [e.record_id for e in spool.claim("redis", 5, due_only=False)] == ["id-1"]
+    spool.add([("id-9", "slack", b"{}")], error="429", not_before=60.0)
+    assert spool.claim("slack", 5, due_only=False) == []
+
+
+def test_a_spool_of_the_earlier_schema_keeps_its_entries(tmp_path):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    old_schema = SCHEMA.replace("    not_before REAL NOT NULL DEFAULT 0,\n", "")
+    for statement in old_schema.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    db.execute(
+        "INSERT INTO queue (record_id, output, body, created) VALUES ('old-1', 'redis', x'7b7d', 1)"
+    )
+    db.execute("PRAGMA user_version=1")
+    db.close()
+    from accre_monitor.pipeline.report import read_spool
+
+    settings = spool_settings({"path": str(path)})
+    assert read_spool(settings).outputs["redis"]["spooled"] == 1
+    spool = Spool(settings)
+    assert [e.record_id for e in spool.claim("redis", 5, due_only=False)] == ["old-1"]

@@ -1,0 +1,55 @@
+"""What happened to one record handed to a remote output: the contract between outputs and
+whatever delivers for them (the inline deliverer, replay, the shipper).
+
+An output answers one `Outcome` per record of a batch, or raises `StoreUnavailable` when the
+store cannot take the batch at all right now (unreachable, timing out, refusing our
+credentials, overloaded): every record of it is then retried later.
+"""
+
+from __future__ import annotations
+
+DELIVERED = "delivered"  # stored now, or already there (a redelivery of the same id)
+RETRY = "retry"  # not stored, worth trying again later (unreachable, timeout, 429, 5xx)
+REJECTED = "rejected"  # the store refuses this record for good (e.g. a malformed document)
+EXPIRED = "expired"  # too old to be worth sending any more (e.g. an NSCA result past max_age)
+
+STATES = (DELIVERED, RETRY, REJECTED, EXPIRED)
+
+
+class Outcome:
+    """What happened to one record of a batch.
+
+    `retry_after` (seconds) is the least a RETRY must wait, when the store said so
+    (an HTTP 429 with `Retry-After`); otherwise the usual backoff applies.
+    """
+
+    __slots__ = ("state", "error", "retry_after")
+
+    def __init__(self, state: str, error: str | None = None, retry_after: float | None = None):
+        self.state = state
+        self.error = error
+        self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        extra = f", retry_after={self.retry_after!r}" if self.retry_after is not None else ""
+        return f"Outcome({self.state!r}, {self.error!r}{extra})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Outcome) and (self.state, self.error, self.retry_after) == (
+            other.state,
+            other.error,
+            other.retry_after,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class StoreUnavailable(ConnectionError):
+    """The store cannot take this batch now: every record of it is retried later.
+
+    `retry_after` (seconds), when the store said how long to wait.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,0 +1,100 @@
+"""The `[spool]` and `[bus]` sections: their keys, defaults and what each must be.
+
+These sections configure delivery, never the check: a bad value here is reported (one line
+naming the file and the key), replaced by its default, and shown by `spool_health`, while
+the check's result and exit code stay its own.
+"""
+
+from __future__ import annotations
+
+import os
+
+from accre_monitor.settings import Setting, check_section, choice, flag, integer, seconds, text
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+SPOOL: dict[str, Setting] = {
+    "path": text(None),
+    "max_entries": integer(100_000, 1),
+    "max_attempts": integer(5, 1),
+    "backoff_base": seconds(10.0),
+    "backoff_max": seconds(900.0),
+    "busy_timeout": seconds(30.0, zero=True),
+    "synchronous": choice("full", "full", "normal"),
+    "inline": flag(True),
+    "inline_budget": seconds(5.0),
+    "drain_limit": integer(200, 0),
+}
+
+BUS_KINDS = ("inprocess", "rabbitmq")
+
+BUS: dict[str, Setting] = {
+    "kind": choice("inprocess", *BUS_KINDS),
+    "url": Setting(
+        "amqp://guest:guest@127.0.0.1:5672/%2F",
+        "an amqp:// or amqps:// URL, or a list of them",
+        lambda v: (
+            (isinstance(v, str) and _amqp_url(v))
+            or (
+                isinstance(v, list)
+                and bool(v)
+                and all(isinstance(u, str) and _amqp_url(u) for u in v)
+            )
+        ),
+    ),
+    "exchange": text("accre-monitor"),
+    "queue_prefix": text("accre-monitor"),
+    "queue_type": choice("classic", "classic", "quorum"),
+    "connect_timeout": seconds(2.0),
+    "heartbeat": integer(30, 0),
+    "ca_file": text(None),
+    "username": text(None),
+    "password": text(None),
+    "prefetch": integer(1000, 1),
+    "batch_size": integer(500, 1),
+    "batch_wait": seconds(1.0),
+}
+
+
+def _amqp_url(value: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return False
+    return parts.scheme in ("amqp", "amqps") and bool(parts.hostname)
+
+
+def default_spool_path() -> str:
+    """`$XDG_STATE_HOME/accre-monitor/spool.db` (`~/.local/state/...` by default)."""
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return os.path.join(state, "accre-monitor", "spool.db")
+
+
+def spool_section(values: Any, source: str | None = None) -> tuple[dict[str, Any], list, list]:
+    """(`[spool]` settings, unknown keys, problems); bad values fall back to their default."""
+    settings, unknown, problems = check_section("spool", SPOOL, values, source)
+    if settings["backoff_max"] < settings["backoff_base"]:
+        problems.append(
+            f"spool.backoff_max ({settings['backoff_max']}) must not be below "
+            f"spool.backoff_base ({settings['backoff_base']})"
+        )
+        settings["backoff_max"] = settings["backoff_base"]
+    settings["path"] = settings["path"] or default_spool_path()
+    return settings, unknown, problems
+
+
+def bus_section(values: Any, source: str | None = None) -> tuple[dict[str, Any], list, list]:
+    """(`[bus]` settings, unknown keys, problems)."""
+    settings, unknown, problems = check_section("bus", BUS, values, source)
+    if any(problem.startswith("bus.url ") for problem in problems):
+        settings["url"] = []  # unusable: the bus keeps records in the spool until it is fixed
+    elif isinstance(settings["url"], str):
+        settings["url"] = [settings["url"]]
+    return settings, unknown, problems

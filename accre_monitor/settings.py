@@ -1,0 +1,112 @@
+"""Checking one config section against its spec: one clear line per bad value.
+
+A spec maps each key to a `Setting`: its default and what it must be. `check_section`
+returns the settings with defaults filled in, the unknown keys, and the problems found;
+a bad value is replaced by its default, so a caller that must go on (delivery settings
+never change a check's verdict) can, and one that must not raises.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+
+class Setting:
+    """A key's default and its check: `check(value)` returns an error text or None."""
+
+    __slots__ = ("default", "check", "expected")
+
+    def __init__(self, default: Any, expected: str, check: Callable[[Any], bool]) -> None:
+        self.default = default
+        self.expected = expected
+        self.check = check
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def seconds(default: float, *, zero: bool = False) -> Setting:
+    """A number of seconds, above 0 (or at least 0 with `zero`)."""
+    if zero:
+        return Setting(default, "a number of seconds >= 0", lambda v: _number(v) and v >= 0)
+    return Setting(default, "a number of seconds > 0", lambda v: _number(v) and v > 0)
+
+
+def integer(default: int | None, minimum: int) -> Setting:
+    return Setting(
+        default,
+        f"an integer >= {minimum}",
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= minimum,
+    )
+
+
+def text(default: str | None, *, empty: bool = False) -> Setting:
+    return Setting(
+        default,
+        "a string" if empty else "a non-empty string",
+        lambda v: isinstance(v, str) and (empty or bool(v.strip())),
+    )
+
+
+def choice(default: str, *choices: str) -> Setting:
+    quoted = " or ".join(f'"{c}"' for c in choices)
+    return Setting(default, quoted, lambda v: v in choices)
+
+
+def flag(default: bool) -> Setting:
+    return Setting(default, "true or false", lambda v: isinstance(v, bool))
+
+
+def texts(default: list[str] | None) -> Setting:
+    """A string or a non-empty list of non-empty strings."""
+    return Setting(
+        default,
+        "a string or a list of strings",
+        lambda v: (
+            (isinstance(v, str) and bool(v))
+            or (isinstance(v, list) and bool(v) and all(isinstance(i, str) and i for i in v))
+        ),
+    )
+
+
+def describe(value: Any) -> str:
+    """A value as a message shows it (short, and never a secret: only scalars are shown)."""
+    if isinstance(value, (bool, int, float)) or value is None:
+        return repr(value)
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:37] + "...")
+    return f"a {type(value).__name__}"
+
+
+def check_section(
+    section: str, spec: dict[str, Setting], values: Any, source: str | None = None
+) -> tuple[dict[str, Any], list[str], list[str]]:
+    """(settings with defaults, unknown keys, problems) for the `[section]` table `values`.
+
+    A problem reads `spool.backoff_base must be a number of seconds > 0, not 'x'`; the
+    caller adds what happens next (an error, or "using the default").
+    """
+    settings = {key: setting.default for key, setting in spec.items()}
+    if values is None:
+        return settings, [], []
+    if not isinstance(values, dict):
+        return settings, [], [f"[{section}] must be a table, not {describe(values)}"]
+    unknown = [key for key in values if key not in spec]
+    problems = []
+    for key, value in values.items():
+        setting = spec.get(key)
+        if setting is None:
+            continue
+        if setting.check(value):
+            settings[key] = value
+        else:
+            problems.append(f"{section}.{key} must be {setting.expected}, not {describe(value)}")
+    return settings, unknown, problems
+
+
+# Keys any `[outputs.NAME]` section may hold: the filter stages put in front of the output.
+FILTER_KEYS = ("min_severity", "checks", "exclude_checks")

@@ -1,0 +1,131 @@
+"""Connecting to RabbitMQ from the `[bus]` settings: URLs tried in turn, secrets kept out of
+sight, every wait bounded.
+
+`[bus] url` is one `amqp://` or `amqps://` URL or a list of them (the nodes of a cluster,
+tried in order until one answers); the password comes from the URL, `[bus] password` or
+`ACCRE_MONITOR_BUS_PASSWORD` (which wins). URLs are redacted in every message.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+PASSWORD_VARIABLE = "ACCRE_MONITOR_BUS_PASSWORD"
+
+
+def load_pika() -> Any:
+    """`import pika`, without the asyncio adapter that `import pika` loads on the way.
+
+    pika's package imports every adapter it ships, and its asyncio adapter imports asyncio:
+    about a third of pika's import time, paid on every run of every check that publishes,
+    for an adapter the blocking connection never uses. A placeholder stands in for that one
+    module (only when pika is not imported yet, so a program that uses pika's asyncio
+    adapter itself is never affected).
+    """
+    import sys
+
+    if "pika" not in sys.modules and "asyncio" not in sys.modules:
+        import types
+
+        placeholder = types.ModuleType("pika.adapters.asyncio_connection")
+        placeholder.AsyncioConnection = None  # type: ignore[attr-defined]
+        sys.modules.setdefault("pika.adapters.asyncio_connection", placeholder)
+    import pika
+
+    return pika
+
+
+class BrokerUnavailable(ConnectionError):
+    """No broker answered, or it refused us (credentials, a mismatched declaration)."""
+
+
+def redact(url: str) -> str:
+    """`amqp://user:***@host:5672/vhost`: the URL without its password."""
+    try:
+        parts = urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+        if parts.password is None:
+            return url
+    except ValueError:
+        return "<unparsable url>"
+    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
+
+
+def describe_urls(settings: dict[str, Any]) -> str:
+    return ", ".join(redact(url) for url in settings["url"]) or "(no usable [bus] url)"
+
+
+def parameters(settings: dict[str, Any], timeout: float | None = None) -> list[Any]:
+    """pika connection parameters for each URL of `[bus] url`, in order.
+
+    `timeout` bounds the socket connect, the AMQP handshake and a blocked connection;
+    `[bus] connect_timeout` when not given.
+    """
+    pika = load_pika()
+
+    timeout = float(timeout or settings["connect_timeout"])
+    password_override = os.environ.get(PASSWORD_VARIABLE) or settings.get("password")
+    result = []
+    for url in settings["url"]:
+        parts = urlsplit(url)
+        username = settings.get("username") or unquote(parts.username or "") or "guest"
+        password = password_override or unquote(parts.password or "") or "guest"
+        vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+        tls = parts.scheme == "amqps"
+        options: dict[str, Any] = {}
+        if tls:
+            import ssl
+
+            context = ssl.create_default_context(cafile=settings.get("ca_file") or None)
+            options["ssl_options"] = pika.SSLOptions(context, parts.hostname)
+        result.append(
+            pika.ConnectionParameters(
+                host=parts.hostname,
+                port=parts.port or (5671 if tls else 5672),
+                virtual_host=vhost,
+                credentials=pika.PlainCredentials(username, password),
+                heartbeat=settings["heartbeat"],
+                connection_attempts=1,
+                retry_delay=0,
+                socket_timeout=timeout,
+                stack_timeout=timeout,
+                blocked_connection_timeout=timeout,
+                client_properties={"connection_name": "accre-monitor"},
+                **options,
+            )
+        )
+    return result
+
+
+def connect(settings: dict[str, Any], timeout: float | None = None) -> Any:
+    """A BlockingConnection to the first broker of `[bus] url` that answers.
+
+    Raises BrokerUnavailable (with redacted URLs) when none does.
+    """
+    load_pika()
+    import pika
+    import pika.exceptions
+
+    if not settings["url"]:
+        raise BrokerUnavailable("the [bus] url setting is not usable")
+    try:
+        return pika.BlockingConnection(parameters(settings, timeout))
+    except pika.exceptions.AMQPError as exc:
+        raise BrokerUnavailable(f"broker {describe_urls(settings)}: {explain(exc)}") from None
+    except Exception as exc:  # OSError, and pika's connector errors (a stack timeout...)
+        raise BrokerUnavailable(
+            f"broker {describe_urls(settings)}: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def explain(exc: BaseException) -> str:
+    """A pika exception in words, without its (possibly long, nested) repr."""
+    name = type(exc).__name__
+    text = str(exc).strip()
+    if name == "ProbableAuthenticationError" or "ACCESS_REFUSED" in text:
+        return "the broker refused our credentials (check [bus] url/username/password)"
+    if name in ("AMQPConnectionError", "IncompatibleProtocolError") and not text:
+        return "connection refused or timed out"
+    return f"{name}: {text}" if text else name

@@ -1,0 +1,67 @@
+"""Connection settings for the broker: URLs in turn, secrets out of sight, a cheap import."""
+
+import subprocess
+import sys
+
+import pytest
+
+from accre_monitor.config import Config
+from accre_monitor.pipeline.amqp import PASSWORD_VARIABLE, parameters, redact
+
+
+def bus(**values):
+    return Config(None, {"bus": {"kind": "rabbitmq", **values}}).bus
+
+
+def test_redact_hides_the_password_only():
+    assert redact("amqp://mon:S3cret@mq1:5672/%2F") == "amqp://mon:***@mq1:5672/%2F"
+    assert redact("amqp://mq1/vhost") == "amqp://mq1/vhost"
+    assert redact("amqp://mon:pw@[::1") == "<unparsable url>"
+
+
+def test_every_url_of_a_cluster_becomes_parameters_in_order():
+    found = parameters(bus(url=["amqp://a:1@mq1:5673/prod", "amqp://a:1@mq2/%2F"]))
+    assert [(p.host, p.port, p.virtual_host) for p in found] == [
+        ("mq1", 5673, "prod"),
+        ("mq2", 5672, "/"),
+    ]
+
+
+def test_the_password_from_the_environment_wins(monkeypatch):
+    monkeypatch.setenv(PASSWORD_VARIABLE, "from-env")
+    (found,) = parameters(bus(url="amqp://mon:in-url@mq1/%2F"))
+    assert (found.credentials.username, found.credentials.password) == ("mon", "from-env")
+
+
+def test_timeouts_and_heartbeat_come_from_the_settings():
+    (found,) = parameters(bus(url="amqp://mq1/%2F", connect_timeout=1.5, heartbeat=7))
+    assert found.socket_timeout == found.stack_timeout == found.blocked_connection_timeout == 1.5
+    assert found.heartbeat == 7 and found.connection_attempts == 1
+
+
+def test_amqps_verifies_the_broker_with_the_given_ca(tmp_path):
+    import ssl
+
+    (found,) = parameters(bus(url="amqps://mq1/%2F"))
+    assert found.port == 5671
+    assert found.ssl_options.context.verify_mode == ssl.CERT_REQUIRED
+    assert found.ssl_options.server_hostname == "mq1"
+
+
+@pytest.mark.parametrize("url", ["http://mq1/", "amqp://", "amqp://mq1:port/"])
+def test_a_bad_url_is_a_problem_and_never_a_guess(url, capsys):
+    config = Config(None, {"bus": {"kind": "rabbitmq", "url": url}})
+    assert config.bus["url"] == []
+    assert "bus.url must be an amqp:// or amqps:// URL" in capsys.readouterr().err
+
+
+def test_loading_pika_for_a_publish_leaves_asyncio_alone():
+    code = (
+        "import sys\n"
+        "from accre_monitor.pipeline.amqp import load_pika\n"
+        "pika = load_pika()\n"
+        "assert pika.BlockingConnection and pika.BasicProperties\n"
+        "print('asyncio' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr
