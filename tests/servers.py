@@ -1,8 +1,8 @@
 """Real servers for the integration tests, each a child process on 127.0.0.1.
 
 Every class owns one ``subprocess.Popen`` child (RabbitMQ: two, the node and its own epmd) that
-listens on 127.0.0.1 on a free port and keeps its data in a private temporary directory. The
-recipes are the tested ones from ``shared/SERVICES.md``.
+listens on 127.0.0.1 on a free port and keeps its data in a private temporary directory.
+``docs/test-servers.md`` tells how each server is installed and run.
 
 Common API (``_Server``)::
 
@@ -151,6 +151,44 @@ def _tcp_open(port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def connected_to(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds an established TCP connection to 127.0.0.1:``port``.
+
+    Read from /proc: the process's socket descriptors matched against the kernel's TCP
+    table. Lets a test wait for a client to reach a server that never answers (paused).
+    """
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    except OSError:  # the process is gone
+        return False
+    remote = f"0100007F:{port:04X}"  # 127.0.0.1 as /proc/net/tcp writes it
+    try:
+        lines = Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return False
+    for line in lines:
+        # sl, local address, remote address, state (01: established), ..., inode (10th)
+        fields = line.split()
+        if fields[2] == remote and fields[3] == "01" and fields[9] in inodes:
+            return True
+    return False
+
+
+def wait_until_connected(pid: int, port: int, timeout: float = 30.0) -> bool:
+    """Poll ``connected_to`` until it holds or ``timeout`` passes; return the last answer."""
+    deadline = time.monotonic() + timeout
+    while not connected_to(pid, port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 # /proc/net/tcp states of a connection the server side has not closed yet
@@ -636,8 +674,8 @@ class RabbitServer(_Server):
         return [str(RABBIT_BIN_DIR / "rabbitmq-server")]
 
     def _ready(self) -> bool:
-        # A TCP connect is enough per SERVICES.md; the AMQP greeting proves the listener is
-        # the broker and not a leftover.
+        # A TCP connect would do; the AMQP greeting proves the listener is the broker and
+        # not a leftover.
         with socket.create_connection((HOST, self.port), timeout=1) as s:
             s.settimeout(2)
             s.sendall(b"AMQP\x00\x00\x09\x01")

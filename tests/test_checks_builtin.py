@@ -1,6 +1,7 @@
 """The built-in checks against the real machine: real disks, files, sockets and processes."""
 
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -378,6 +379,8 @@ def sleepers():
             except psutil.Error:
                 pass
             time.sleep(0.01)
+        else:
+            pytest.fail("the marked child processes did not start in 10 s")
         yield marker, sorted(child.pid for child in children)
     finally:
         for child in children:
@@ -699,7 +702,8 @@ def test_port_whose_backlog_is_full_times_out_critical():
             filler.setblocking(False)
             filler.connect_ex(("127.0.0.1", port))
             fillers.append(filler)
-        time.sleep(0.05)
+        # the first one is in the queue once its handshake is done (it turns writable)
+        assert select.select([], fillers[:1], [], 10)[1]
         status, data, short, _ = run(tcp_port, {"port": port, "timeout": 0.3})
         assert status == "CRITICAL"
         assert data["error"] == "timed out after 0.3 s"

@@ -14,11 +14,16 @@ import time
 
 import pytest
 from es_server import FakeElasticsearch
-from servers import CouchServer, NscaServer, RedisServer, missing_reason
+from servers import CouchServer, NscaServer, RedisServer, missing_reason, wait_until_connected
 
 pytestmark = pytest.mark.integration
 
-INLINE_BUDGET = 2.0
+# A healthy store answers at once and a stopped one refuses at once, so the limits of a run
+# only come into play on a starved machine, where a run can spend seconds importing its
+# client: generous limits keep such a run delivering. The tests of a hanging store use short
+# ones, to show that the run stays bounded.
+TIMEOUT, INLINE_BUDGET = 10.0, 15.0
+HANG_TIMEOUT, HANG_BUDGET = 1.0, 2.0
 
 
 class Store:
@@ -26,7 +31,8 @@ class Store:
 
     name = ""
 
-    def section(self) -> str:
+    def section(self, timeout: float = 1) -> str:
+        """The output's config section (other test modules take the 1 s default)."""
         raise NotImplementedError
 
     def stored_ids(self) -> list[str]:
@@ -39,8 +45,8 @@ class RedisStore(Store):
     def __init__(self):
         self.server = RedisServer().start()
 
-    def section(self):
-        return f'[outputs.redis]\nurl = "{self.server.url}"\ntimeout = 1\n'
+    def section(self, timeout=1):
+        return f'[outputs.redis]\nurl = "{self.server.url}"\ntimeout = {timeout}\n'
 
     def stored_ids(self):
         import redis
@@ -71,8 +77,8 @@ class CouchStore(RedisStore):
     def __init__(self):
         self.server = CouchServer().start()
 
-    def section(self):
-        return f'[outputs.couch]\nurl = "{self.server.url}"\ntimeout = 1\n'
+    def section(self, timeout=1):
+        return f'[outputs.couch]\nurl = "{self.server.url}"\ntimeout = {timeout}\n'
 
     def stored_ids(self):
         status, body = self.server.request("GET", "/accre-monitor/_all_docs")
@@ -86,9 +92,10 @@ class ElasticsearchStore(Store):
         self.server = FakeElasticsearch().start()
         self.settings = settings
 
-    def section(self):
+    def section(self, timeout=1):
         extra = "".join(f"{key} = {json.dumps(value)}\n" for key, value in self.settings.items())
-        return f'[outputs.elasticsearch]\nhosts = ["{self.server.url}"]\ntimeout = 1\n{extra}'
+        url = self.server.url
+        return f'[outputs.elasticsearch]\nhosts = ["{url}"]\ntimeout = {timeout}\n{extra}'
 
     def stored_ids(self):
         return [doc["id"] for doc in self.server.docs("accre-monitor-*")]
@@ -118,8 +125,8 @@ class NscaStore(RedisStore):
     def __init__(self):
         self.server = NscaServer().start()
 
-    def section(self):
-        return f"[outputs.nagios-nsca]\nport = {self.server.port}\ntimeout = 1\n"
+    def section(self, timeout=1):
+        return f"[outputs.nagios-nsca]\nport = {self.server.port}\ntimeout = {timeout}\n"
 
     def stored_ids(self):
         self.server.flush()  # NSCA never answers: wait until the daemon has read everything
@@ -158,21 +165,21 @@ def node(cli, store):
     return cli
 
 
-def config_text(cli, store, spool_extra=""):
+def config_text(cli, store, spool_extra="", timeout=TIMEOUT, budget=INLINE_BUDGET):
     return (
         f'[monitoring]\ncheck_modules = ["shapes"]\n'
-        f'[spool]\npath = "{cli.tmp / "spool.db"}"\ninline_budget = {INLINE_BUDGET}\n'
-        f"{spool_extra}{store.section()}"
+        f'[spool]\npath = "{cli.tmp / "spool.db"}"\ninline_budget = {budget}\n'
+        f"{spool_extra}{store.section(timeout)}"
     )
 
 
-def run_check(cli, store, *args, expect=0):
+def run_check(cli, store, *args, expect=0, budget=INLINE_BUDGET):
     """One Nagios run: returns the record printed on stdout; checks exit code and time."""
     started = time.monotonic()
     result = cli.run("--outputs", f"stdout,{store.name}", *(args or ("loadavg",)))
     elapsed = time.monotonic() - started
     assert result.returncode == expect, result.stderr
-    assert elapsed < INLINE_BUDGET + 6, f"run took {elapsed:.1f} s"
+    assert elapsed < budget + 6, f"run took {elapsed:.1f} s"
     return json.loads(result.stdout), result.stderr
 
 
@@ -207,12 +214,14 @@ def test_records_made_during_an_outage_arrive_exactly_once_after_replay(node, st
 
 
 def test_a_hanging_store_keeps_the_run_bounded_and_loses_nothing(node, store):
+    node.write_config(config_text(node, store, timeout=HANG_TIMEOUT, budget=HANG_BUDGET))
     store.hang()
     try:
-        record, stderr = run_check(node, store)
+        record, stderr = run_check(node, store, budget=HANG_BUDGET)
         assert "record spooled" in stderr
     finally:
         store.unhang()
+    node.write_config(config_text(node, store))  # replay with the usual, generous limits
     assert pipeline(node, "replay", "--all").returncode == 0
     ids = store.stored_ids()
     assert ids.count(record["id"]) == 1
@@ -296,11 +305,12 @@ def test_the_spool_health_check_alerts_on_a_stalled_output(node, store):
 def test_a_store_answering_too_slowly_is_treated_like_a_hanging_one(cli):
     store = ElasticsearchStore()
     try:
-        cli.write_config(config_text(cli, store))
+        cli.write_config(config_text(cli, store, timeout=HANG_TIMEOUT, budget=HANG_BUDGET))
         store.server.delay(3)
-        record, stderr = run_check(cli, store)
+        record, stderr = run_check(cli, store, budget=HANG_BUDGET)
         assert "record spooled" in stderr
         store.server.delay(0)
+        cli.write_config(config_text(cli, store))  # replay with the usual, generous limits
         assert pipeline(cli, "replay", "--all").returncode == 0
         assert store.stored_ids().count(record["id"]) == 1
     finally:
@@ -326,11 +336,11 @@ def test_a_run_terminated_while_delivering_spools_its_record_first(cli):
 
     store = RedisStore()
     try:
-        text = config_text(cli, store).replace("timeout = 1", "timeout = 30")
-        cli.write_config(text.replace(f"inline_budget = {INLINE_BUDGET}", "inline_budget = 30"))
+        cli.write_config(config_text(cli, store, timeout=30, budget=30))
         store.hang()
         run = cli.popen("--outputs", "stdout,redis", "loadavg")
-        time.sleep(2.5)  # well into a delivery that the hanging store would hold for 30 s
+        # delivering: connected to the store, which will not answer for 30 s
+        assert wait_until_connected(run.pid, store.server.port), run.communicate(timeout=30)
         assert run.poll() is None
         run.send_signal(signal.SIGTERM)
         out, err = run.communicate(timeout=20)

@@ -18,8 +18,10 @@ from servers import (
     RabbitServer,
     RedisServer,
     ServerError,
+    connected_to,
     free_port,
     missing_reason,
+    wait_until_connected,
 )
 
 pytestmark = pytest.mark.integration
@@ -47,6 +49,20 @@ def test_free_port_is_bindable():
     port = free_port()
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
+
+
+def test_connected_to_sees_a_process_connection_to_a_port_only_while_it_is_open():
+    import os
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)  # never accepted: established all the same, as with a paused server
+        port = server.getsockname()[1]
+        assert not connected_to(os.getpid(), port)
+        with socket.create_connection(("127.0.0.1", port)):
+            assert wait_until_connected(os.getpid(), port, timeout=5)
+            assert not connected_to(os.getpid(), free_port())
+        assert not connected_to(os.getpid(), port)
 
 
 def test_missing_reason_names_what_to_install(monkeypatch, tmp_path):
@@ -282,7 +298,7 @@ def test_nsca_xor_password_and_silent_drop_on_wrong_password():
         wrong.write_text("encryption_method=1\npassword=nottheone\n")
         # The daemon takes the packet and drops it silently: send_nsca reports success.
         assert srv.send_nsca("h2\tload\t2\tCRITICAL\n", config=wrong).returncode == 0
-        time.sleep(0.3)
+        srv.flush()  # every connection handled: a result it kept would be in by now
         assert [r[1] for r in srv.results()] == ["h1"]
 
 
