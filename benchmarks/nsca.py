@@ -31,23 +31,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from support import test_servers
+
 from accre_monitor.outputs import create_output
 from accre_monitor.outputs import nsca_packet as wire
 from accre_monitor.record import build_record
 
 REPO = Path(__file__).resolve().parent.parent
-TESTS = REPO / "tests"
 BATCH = 500
 PASSWORD = "bench-password"
-
-
-def test_servers() -> Any:
-    """tests/servers.py, importable once the repo's tests/ directory is on sys.path."""
-    if str(TESTS) not in sys.path:
-        sys.path.insert(0, str(TESTS))
-    import servers
-
-    return servers
 
 
 def monitor_binary() -> str:

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from support import clean_env, note, test_servers
 
 from accre_monitor.codec import encode
 from accre_monitor.pipeline.replay import replay
@@ -70,19 +71,6 @@ OPEN_SPOOL = (
 OPEN_AND_ADD = OPEN_SPOOL.replace(
     ".db\n", ".add([(sys.argv[2], 'redis', b'{}')], error='ConnectionRefusedError')\n"
 )
-
-
-def test_servers() -> Any:
-    """tests/servers.py, importable once the repo's tests/ directory is on sys.path."""
-    if str(TESTS) not in sys.path:
-        sys.path.insert(0, str(TESTS))
-    import servers
-
-    return servers
-
-
-def note(text: str) -> None:
-    print(f"# {text}", file=sys.stderr, flush=True)
 
 
 # -- records ---------------------------------------------------------------------------------
@@ -582,13 +570,6 @@ def bench_cli(work: Path, env: dict[str, str], runs: int, healthy_url: str, hung
 
 
 # -- main ----------------------------------------------------------------------------------------
-
-
-def clean_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCRE_MONITOR_")}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # a node keeps its bytecode cache
-    env["HOME"] = str(home)
-    return env
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ A None value (a bare `--warning`, or JSON null) means "not given": the default a
 from __future__ import annotations
 
 from accre_monitor.range import INF, SYNTAX, Range
-from accre_monitor.status import UNKNOWN, normalize_status
+from accre_monitor.status import CRITICAL, OK, UNKNOWN, WARNING, normalize_status
 
 # `typing` costs more to import than loadavg takes to run: annotations only.
 TYPE_CHECKING = False
@@ -131,6 +131,15 @@ class Threshold:
 
     def __repr__(self) -> str:
         return f"Threshold({self.range!r}, {self.given!r})"
+
+
+def level(value: float, warning: Threshold, critical: Threshold) -> str:
+    """The status a value earns against a pair of thresholds: critical first, then warning."""
+    if critical.alerts(value):
+        return CRITICAL
+    if warning.alerts(value):
+        return WARNING
+    return OK
 
 
 def threshold(

@@ -3,7 +3,7 @@
 import os
 
 from accre_monitor import Range, monitor_command
-from accre_monitor.status import CRITICAL, OK, UNKNOWN, WARNING, worst
+from accre_monitor.status import OK, UNKNOWN, worst
 
 from ._options import (
     OptionError,
@@ -12,6 +12,7 @@ from ._options import (
     check_known,
     fmt_bytes,
     fmt_percent,
+    level,
     strings,
     threshold,
 )
@@ -109,11 +110,11 @@ def _measure(mount: str, thresholds: dict) -> dict:
         inodes_used_percent = round(100.0 * (st.f_files - st.f_ffree) / st.f_files, 2)
     else:
         inodes_used_percent = None
-    status = _level(used_percent, thresholds["warning"], thresholds["critical"])
+    status = level(used_percent, thresholds["warning"], thresholds["critical"])
     if inodes_used_percent is not None:
         status = worst(
             status,
-            _level(inodes_used_percent, thresholds["inode_warning"], thresholds["inode_critical"]),
+            level(inodes_used_percent, thresholds["inode_warning"], thresholds["inode_critical"]),
         )
     return {
         "mount": mount,
@@ -126,14 +127,6 @@ def _measure(mount: str, thresholds: dict) -> dict:
         "inodes_total": st.f_files,
         "inodes_free": st.f_ffree,
     }
-
-
-def _level(value: float, warning: Threshold, critical: Threshold) -> str:
-    if critical.alerts(value):
-        return CRITICAL
-    if warning.alerts(value):
-        return WARNING
-    return OK
 
 
 def _summary(entry: dict) -> str:

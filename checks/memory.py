@@ -1,7 +1,7 @@
 """Memory and swap checks."""
 
 from accre_monitor import Range, monitor_command
-from accre_monitor.status import CRITICAL, OK, UNKNOWN, WARNING, worst
+from accre_monitor.status import OK, UNKNOWN, worst
 
 from ._options import (
     OptionError,
@@ -10,6 +10,7 @@ from ._options import (
     check_known,
     fmt_bytes,
     fmt_percent,
+    level,
     threshold,
 )
 
@@ -72,11 +73,11 @@ def memory(opts: dict) -> tuple:
     swap_free = info.get("SwapFree", 0)
 
     available_percent = round(100.0 * available / total, 2) if total else 0.0
-    mem_status = _level(available_percent, thresholds["warning"], thresholds["critical"])
+    mem_status = level(available_percent, thresholds["warning"], thresholds["critical"])
 
     if swap_total:
         swap_used_percent = round(100.0 * (swap_total - swap_free) / swap_total, 2)
-        swap_status = _level(
+        swap_status = level(
             swap_used_percent, thresholds["swap_warning"], thresholds["swap_critical"]
         )
         swap_text = f"swap {fmt_percent(swap_used_percent)}% used"
@@ -114,14 +115,6 @@ _THRESHOLDS = {
     "swap_warning": (50, Range.alert_at_or_above),
     "swap_critical": (80, Range.alert_at_or_above),
 }
-
-
-def _level(value: float, warning: Threshold, critical: Threshold) -> str:
-    if critical.alerts(value):
-        return CRITICAL
-    if warning.alerts(value):
-        return WARNING
-    return OK
 
 
 def _perf(thresholds: dict[str, Threshold]) -> dict:
