@@ -101,8 +101,12 @@ def sleeps_after_saying_who(opts):
     return "OK", None
 
 
-def test_an_interrupted_run_takes_its_check_process_down(tmp_path):
+def test_an_interrupted_run_takes_its_check_process_down(tmp_path, request):
     pidfile = tmp_path / "check.pid"
+    # A suite started in the background (`cmd &`, nohup) inherits SIGINT ignored, and Python
+    # then never raises KeyboardInterrupt: give the test the handler an operator's ^C meets.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
 
     def interrupt_once_the_check_runs():
         deadline = time.monotonic() + 10
