@@ -14,7 +14,11 @@
 The daemon is the real one from Debian's nsca package, started by tests/servers.py on
 loopback in single-process foreground mode (NscaServer).
 
-Usage: python benchmarks/nsca.py [--records N] [--rounds R] [--cli-runs N]
+The CLI runs from a fresh virtualenv holding a regular install of this checkout, as a node has
+it (an editable install's import hook costs every run more than the output does); `--venv DIR`
+reuses one.
+
+Usage: python benchmarks/nsca.py [--records N] [--rounds R] [--cli-runs N] [--venv DIR]
 """
 
 from __future__ import annotations
@@ -25,32 +29,25 @@ import shutil
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from support import test_servers
+from support import install, test_servers
 
 from accre_monitor.outputs import create_output
 from accre_monitor.outputs import nsca_packet as wire
 from accre_monitor.record import build_record
 
-REPO = Path(__file__).resolve().parent.parent
 BATCH = 500
 PASSWORD = "bench-password"
-
-
-def monitor_binary() -> str:
-    beside = Path(sys.executable).parent / "accre-monitor"
-    return str(beside if beside.exists() else REPO / ".venv" / "bin" / "accre-monitor")
 
 
 # -- 1. the command line ---------------------------------------------------------------------
 
 
-def bench_cli(work: Path, port: int, runs: int, daemon: Any) -> list[tuple]:
+def bench_cli(work: Path, monitor: str, port: int, runs: int, daemon: Any) -> list[tuple]:
     config = work / "cli.toml"
     config.write_text(
         f'[spool]\npath = "{work / "spool.db"}"\n[outputs.nagios-nsca]\nport = {port}\n'
@@ -65,7 +62,7 @@ def bench_cli(work: Path, port: int, runs: int, daemon: Any) -> list[tuple]:
         for key, outputs in variants.items():
             started = time.perf_counter()
             done = subprocess.run(
-                [monitor_binary(), "--outputs", outputs, "loadavg"],
+                [monitor, "--outputs", outputs, "loadavg"],
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
@@ -218,6 +215,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=2000, help="records per run (2000)")
     parser.add_argument("--rounds", type=int, default=5, help="raw/output rounds (5)")
     parser.add_argument("--cli-runs", type=int, default=15, help="runs per CLI variant (15)")
+    parser.add_argument("--venv", help="reuse this virtualenv (with the package installed)")
     args = parser.parse_args()
     servers = test_servers()
     reason = servers.missing_reason("nsca")
@@ -226,8 +224,9 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="accre-bench-nsca-"))
     try:
+        monitor = str(install(work, args.venv) / "accre-monitor")
         with servers.NscaServer() as daemon:
-            rows = bench_cli(work, daemon.port, args.cli_runs, daemon)
+            rows = bench_cli(work, monitor, daemon.port, args.cli_runs, daemon)
         rows += bench_throughput(servers, args.records, args.rounds)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -27,11 +27,8 @@ the short packet from the long one only by the client closing after it.
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import time
-from collections.abc import Iterator
-from typing import NamedTuple
 
 from accre_monitor import log
 from accre_monitor.dates import epoch_seconds
@@ -50,14 +47,18 @@ RETURN_CODES = EXITCODE_MAPS["nagios"]
 FORBIDDEN_IN_NAMES = (";", "\n", "\r", "\0")
 
 
-class Result(NamedTuple):
-    """One record, ready for the wire but for the daemon's IV and clock."""
+class Result:
+    """One record, ready for the wire but for the daemon's IV and clock. (A plain class: a
+    NamedTuple would import typing, and with it re, on every run that sends one result.)"""
 
-    time: float  # the record's date, epoch seconds
-    code: int
-    host: bytes
-    service: bytes
-    output: bytes
+    __slots__ = ("time", "code", "host", "service", "output")
+
+    def __init__(self, time: float, code: int, host: bytes, service: bytes, output: bytes):
+        self.time = time  # the record's date, epoch seconds
+        self.code = code
+        self.host = host
+        self.service = service
+        self.output = output
 
 
 class NscaOutput(RemoteOutput):
@@ -191,7 +192,8 @@ class _Connection:
     its connection (the daemon tells it from a long one only by that end)."""
 
     def __init__(self, host: str, port: int, method: int, password: bytes) -> None:
-        self.address = (host, port)
+        # an ASCII name as bytes: given text, getaddrinfo imports the idna codec to encode it
+        self.address = (host.encode() if host.isascii() else host, port)
         self.method = method
         self.password = password
 
@@ -204,7 +206,8 @@ class _Connection:
         size = wire.packet_size(max_output)
         written = 0
         try:
-            with self._open(deadline) as (sock, cipher, clock):
+            sock, cipher, clock = self._open(deadline)
+            with sock:
                 data = b"".join(
                     cipher.encrypt(_packet(result, clock, max_output)) for result in results
                 )
@@ -212,8 +215,7 @@ class _Connection:
                 while written < len(data):
                     sock.settimeout(_left(deadline))
                     written += sock.send(view[written:])
-                with contextlib.suppress(OSError):  # written in full: that is delivered
-                    sock.shutdown(socket.SHUT_WR)
+                _end_writing(sock)
         except OSError as exc:
             return written // size, describe_error(exc)
         return len(results), None
@@ -225,22 +227,23 @@ class _Connection:
         sent = 0
         for result in results:
             try:
-                with self._open(deadline) as (sock, cipher, clock):
+                sock, cipher, clock = self._open(deadline)
+                with sock:
                     sock.settimeout(_left(deadline))
                     if hasattr(socket, "TCP_CORK"):  # Linux: the data waits for the FIN
                         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
                     sock.sendall(cipher.encrypt(_packet(result, clock, max_output)))
                     sent += 1
-                    with contextlib.suppress(OSError):  # written in full: that is delivered
-                        sock.shutdown(socket.SHUT_WR)
+                    _end_writing(sock)
             except OSError as exc:
                 return sent, describe_error(exc)
         return sent, None
 
-    @contextlib.contextmanager
-    def _open(self, deadline: float) -> Iterator[tuple[socket.socket, wire.Cipher, int]]:
-        """A connection whose initialisation packet was read: (socket, cipher, daemon clock)."""
-        with socket.create_connection(self.address, timeout=_left(deadline)) as sock:
+    def _open(self, deadline: float) -> tuple[socket.socket, wire.Cipher, int]:
+        """A connection whose initialisation packet was read: (socket, cipher, daemon clock);
+        the caller closes the socket."""
+        sock = socket.create_connection(self.address, timeout=_left(deadline))
+        try:
             init = b""
             while len(init) < wire.INIT_SIZE:
                 sock.settimeout(_left(deadline))
@@ -249,7 +252,19 @@ class _Connection:
                     raise ConnectionError("closed the connection before its initialisation")
                 init += chunk
             iv, clock = wire.parse_init(init)
-            yield sock, wire.Cipher(self.method, iv, self.password), clock
+            return sock, wire.Cipher(self.method, iv, self.password), clock
+        except BaseException:
+            sock.close()
+            raise
+
+
+def _end_writing(sock: socket.socket) -> None:
+    """Tell the daemon the data is complete; the packets were written in full, so a failure
+    here changes nothing about what was delivered."""
+    try:  # noqa: SIM105 (contextlib.suppress would cost the run an import)
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
 
 
 def _packet(result: Result, clock: int, max_output: int) -> bytes:

@@ -14,6 +14,7 @@ or decoded here: the RabbitMQ bus spools the body it already has without it.
 
 from __future__ import annotations
 
+import os
 import time
 
 from accre_monitor import log
@@ -21,7 +22,6 @@ from accre_monitor.errors import ConfigError
 from accre_monitor.outcome import DELIVERED, EXPIRED, REJECTED, RETRY, Outcome
 from accre_monitor.pipeline.bus import record_bytes
 from accre_monitor.pipeline.interruption import interrupt_on_sigterm
-from accre_monitor.pipeline.spool import Spool
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from accre_monitor.pipeline.bus import Destination
+    from accre_monitor.pipeline.spool import Spool
 
 # (record id, output, body, error, state, retry_after)
 Owed = tuple[str, str, bytes, str | None, str, float | None]
@@ -89,6 +90,8 @@ class SpoolingDeliverer:
     """Only spools (`[spool] inline = false`): one local write, due at once for the shipper."""
 
     def __init__(self, config: Any) -> None:
+        from accre_monitor.pipeline.spool import Spool
+
         self.config = config
         self.spool = Spool.from_config(config)
 
@@ -109,15 +112,13 @@ class InlineDeliverer:
 
     def __init__(self, config: Any) -> None:
         self.config = config
-        self.spool = Spool.from_config(config)
+        self._spool: Spool | None = None
         self.budget = float(config.spool["inline_budget"])
         self.outputs: list[Any] = []
 
     def deliver(self, record: dict[str, Any], destinations: list[Destination]) -> None:
-        from accre_monitor.codec import encode
-
         deadline = time.monotonic() + self.budget
-        body = encode(record)
+        body = record_bytes(record)
         owed: list[Owed] = []
         pending = list(destinations)
         healthy: list[Any] = []
@@ -161,6 +162,20 @@ class InlineDeliverer:
                 spool_owed(self.spool, owed, quiet=broken)
             restore()
 
+    @property
+    def spool(self) -> Spool:
+        """The spool, opened when first needed: a run whose stores all took the record, with
+        no backlog on disk, never imports sqlite3."""
+        if self._spool is None:
+            from accre_monitor.pipeline.spool import Spool
+
+            self._spool = Spool.from_config(self.config)
+        return self._spool
+
+    def _backlog(self, output: str) -> bool:
+        """Whether the spool holds entries for `output` (no spool file: none)."""
+        return os.path.exists(self.config.spool["path"]) and self.spool.has_backlog(output)
+
     def _build(self, destination: Destination) -> tuple[Any, str | None]:
         """(output, None), or (None, why) when its settings are wrong or its package missing."""
         try:
@@ -176,7 +191,7 @@ class InlineDeliverer:
         """For an output that must get records in order: when older records still wait for
         it, put the fresh one behind them (due now) instead of letting it overtake them."""
         try:
-            if not self.spool.exists() or not self.spool.has_backlog(output.name):
+            if not self._backlog(output.name):
                 return False
             self.spool.add([(record["id"], output.name, body)], attempts=0)
         except Exception:  # the spool is unusable: deliver the fresh record directly
@@ -200,7 +215,7 @@ class InlineDeliverer:
     def _heal(self, output: Any, deadline: float) -> None:
         """The store just took a record: deliver what the spool still owes it, if anything."""
         try:
-            if not self.spool.exists() or not self.spool.has_backlog(output.name):
+            if not self._backlog(output.name):
                 return
             limit = int(self.config.spool["drain_limit"])
             for _ in drain(self.spool, output, limit, deadline, due_only=False):
@@ -214,7 +229,8 @@ class InlineDeliverer:
                 output.close()
             except Exception as exc:
                 log.warning("closing output failed", output=output.name, error=str(exc))
-        self.spool.close()
+        if self._spool is not None:
+            self._spool.close()
 
 
 def spool_owed(

@@ -22,10 +22,10 @@ def _raise_interrupted(signum: int, frame: Any) -> None:
 def interrupt_on_sigterm() -> Callable[[], Any]:
     """Make SIGTERM raise Interrupted; returns the function that puts the previous handler
     back."""
-    import signal
+    import _signal  # the C module: `signal` would import enum for a run that needs none
 
     try:
-        previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+        previous = _signal.signal(_signal.SIGTERM, _raise_interrupted)
     except ValueError:  # not the main thread: leave signals alone
         return lambda: None
-    return lambda: signal.signal(signal.SIGTERM, previous)
+    return lambda: _signal.signal(_signal.SIGTERM, previous)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from servers import NscaServer, missing_reason
 
 HEAVY = (
     "json",
@@ -18,6 +19,7 @@ HEAVY = (
     "structlog",
     "urllib.parse",
     "sqlite3",
+    "encodings.idna",
 )
 
 # Runs the command line in this interpreter, then names the heavy modules it imported. They
@@ -114,3 +116,24 @@ def test_a_run_that_only_spools_imports_sqlite_and_nothing_heavier(cli, bus):
     imported, stdout = heavy_imports(cli, "--outputs", "stdout,redis", "loadavg")
     assert imported == "['sqlite3']"
     assert '"name": "loadavg"' in stdout
+
+
+def test_a_run_that_delivers_to_nsca_imports_none_of_them(cli):
+    """A result the store took needs neither the spool (sqlite3) nor the record as JSON
+    (orjson), and the output's own code needs no typing, re or idna codec: only the enum
+    that the socket module itself brings."""
+    if missing_reason("nsca"):
+        pytest.skip(missing_reason("nsca"))
+    with NscaServer() as daemon:
+        cli.write_config(
+            f'[spool]\npath = "{cli.tmp / "spool.db"}"\n'
+            f"[outputs.nagios-nsca]\nport = {daemon.port}\n"
+        )
+        heavy_imports(cli, "--outputs", "stdout,nagios-nsca", "loadavg")
+        imported, stdout = heavy_imports(cli, "--outputs", "stdout,nagios-nsca", "loadavg")
+        daemon.flush()
+        results = daemon.results()
+    assert imported == "['enum']"
+    assert '"name": "loadavg"' in stdout
+    assert [result[2] for result in results] == ["loadavg", "loadavg"]
+    assert not (cli.tmp / "spool.db").exists()
