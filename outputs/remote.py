@@ -46,13 +46,7 @@ class RemoteOutput(Output):
 
     def deliver(self, records: list[dict[str, Any]], timeout: float) -> list[Outcome]:
         deadline = time.monotonic() + timeout
-        outcomes: list[Outcome | None] = [None] * len(records)
-        prepared: list[tuple[int, Any]] = []
-        for index, record in enumerate(records):
-            try:
-                prepared.append((index, self.prepare(record)))
-            except (ValueError, TypeError, KeyError) as exc:
-                outcomes[index] = Outcome(REJECTED, f"bad record: {_reason(exc)}")
+        outcomes, prepared = self.prepare_each(records)
         for start in range(0, len(prepared), self.batch_size):
             chunk = prepared[start : start + self.batch_size]
             left = deadline - time.monotonic()
@@ -74,6 +68,19 @@ class RemoteOutput(Output):
             for (index, _), outcome in zip(chunk, results, strict=True):
                 outcomes[index] = outcome
         return [o if o is not None else Outcome(RETRY, "not sent") for o in outcomes]
+
+    def prepare_each(
+        self, records: list[dict[str, Any]]
+    ) -> tuple[list[Outcome | None], list[tuple[int, Any]]]:
+        """(outcomes with the bad records already REJECTED, [(index, prepared)] for the rest)."""
+        outcomes: list[Outcome | None] = [None] * len(records)
+        prepared: list[tuple[int, Any]] = []
+        for index, record in enumerate(records):
+            try:
+                prepared.append((index, self.prepare(record)))
+            except (ValueError, TypeError, KeyError) as exc:
+                outcomes[index] = Outcome(REJECTED, f"bad record: {_reason(exc)}")
+        return outcomes, prepared
 
     def prepare(self, record: dict[str, Any]) -> Any:
         """What `write_batch` sends for `record`; ValueError when the store must never get it."""

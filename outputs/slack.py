@@ -165,13 +165,7 @@ class SlackOutput(RemoteOutput):
     def deliver(self, records: list[dict[str, Any]], timeout: float) -> list[Outcome]:
         """One outcome per record: judged, sent one by one or as one digest, remembered."""
         deadline = time.monotonic() + timeout
-        outcomes: list[Outcome | None] = [None] * len(records)
-        notices: list[tuple[int, Notice]] = []
-        for index, record in enumerate(records):
-            try:
-                notices.append((index, self.prepare(record)))
-            except (ValueError, TypeError, KeyError) as exc:
-                outcomes[index] = Outcome(REJECTED, f"bad record: {exc}")
+        outcomes, notices = self.prepare_each(records)
         if notices:
             try:
                 plan = self._plan(notices)

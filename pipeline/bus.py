@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 
 
 def record_bytes(record: dict[str, Any]) -> bytes:
-    """The record's compact JSON through the standard library's encoder: a run that only
-    spools (or publishes) one record need not pay for importing orjson."""
+    """The record's compact JSON through the standard library's encoder: a run that spools,
+    publishes or delivers one record need not pay for importing orjson."""
     from accre_monitor.record import to_json
 
     try:
