@@ -85,7 +85,7 @@ def publisher_process(
     write every id the broker confirmed to `ids_path`, and a summary to `results`."""
     from accre_monitor.pipeline.amqp import BrokerUnavailable
     from accre_monitor.pipeline.bus import record_bytes as message_body
-    from accre_monitor.pipeline.rabbitmq_bus import Publisher, Timeout
+    from accre_monitor.pipeline.publisher import Publisher, Timeout
     from accre_monitor.record import build_record
 
     def result(node: int, k: int) -> dict[str, Any]:

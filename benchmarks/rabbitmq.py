@@ -310,7 +310,7 @@ class BusPublisher:
 
     def __init__(self, config: Any) -> None:
         from accre_monitor.pipeline.bus import record_bytes as message_body
-        from accre_monitor.pipeline.rabbitmq_bus import Publisher
+        from accre_monitor.pipeline.publisher import Publisher
 
         self.publisher = Publisher(config, ["redis"])
         self.body = message_body

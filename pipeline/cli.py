@@ -63,7 +63,7 @@ def _broker_forwarder(config: Any) -> list[Any]:
     if config.bus["kind"] != "rabbitmq":
         log.error("records spooled for the broker stay in the spool: [bus] kind is not rabbitmq")
         return []
-    from accre_monitor.pipeline.rabbitmq_bus import BrokerForwarder, remote_outputs
+    from accre_monitor.pipeline.broker_backlog import BrokerForwarder, remote_outputs
 
     return [BrokerForwarder(config, remote_outputs(config))]
 
@@ -73,7 +73,7 @@ def _broker_status(config: Any) -> dict[str, Any] | None:
     if config.bus["kind"] != "rabbitmq":
         return None
     from accre_monitor.pipeline.amqp import BrokerUnavailable, connect, describe_urls
-    from accre_monitor.pipeline.rabbitmq_bus import remote_outputs
+    from accre_monitor.pipeline.broker_backlog import remote_outputs
     from accre_monitor.pipeline.topology import depths
 
     result: dict[str, Any] = {"url": describe_urls(config.bus), "queues": {}, "error": None}
@@ -229,7 +229,7 @@ def topology() -> None:
     """Declare the broker's exchange and queues for every remote output, and print each
     queue's bindings, depth and consumers."""
     from accre_monitor.pipeline.amqp import connect, describe_urls
-    from accre_monitor.pipeline.rabbitmq_bus import remote_outputs
+    from accre_monitor.pipeline.broker_backlog import remote_outputs
     from accre_monitor.pipeline.topology import declare, depths, queue_name, queue_specs
 
     config = _config()

@@ -560,7 +560,7 @@ def test_a_broker_that_stops_answering_keeps_the_run_bounded(node_factory, redis
 def test_a_publish_to_a_broker_that_hangs_mid_way_ends_at_its_deadline(cli, broker):
     from accre_monitor.config import load_config
     from accre_monitor.pipeline.bus import record_bytes
-    from accre_monitor.pipeline.rabbitmq_bus import Publisher, Timeout
+    from accre_monitor.pipeline.publisher import Publisher, Timeout
     from accre_monitor.record import build_record
 
     node = Node(cli, broker, '[outputs.redis]\nurl = "redis://127.0.0.1:1/0"\n')
