@@ -12,6 +12,7 @@ DELIVERED = "delivered"  # stored now, or already there (a redelivery of the sam
 RETRY = "retry"  # not stored, worth trying again later (unreachable, timeout, 429, 5xx)
 REJECTED = "rejected"  # the store refuses this record for good (e.g. a malformed document)
 EXPIRED = "expired"  # too old to be worth sending any more (e.g. an NSCA result past max_age)
+POISON = "poison"  # not a result record at all: a dead letter at once, never offered to an output
 
 STATES = (DELIVERED, RETRY, REJECTED, EXPIRED)
 
@@ -53,3 +54,26 @@ class StoreUnavailable(ConnectionError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+def is_store_failure(exc: BaseException) -> bool:
+    """The one rule that classifies a failure, for every output and every path.
+
+    The store's failure (it cannot be reached, times out, or said it cannot take records
+    now: `StoreUnavailable`, and any `OSError`, which covers connection errors and timeouts)
+    is retried: the record waits; so is a failure of our own set-up (a bad setting, a missing
+    client package), which fixing the set-up cures. Anything else raised while one record
+    was prepared, rendered or written is that record's failure: it is refused, never
+    retried forever.
+    """
+    from accre_monitor.errors import ConfigError
+
+    # StoreUnavailable is a ConnectionError, an OSError; a setting or a client package that
+    # is missing is ours to fix, never the record's
+    return isinstance(exc, OSError | ConfigError | ImportError)
+
+
+def describe(exc: BaseException) -> str:
+    """`Type: message`, for reasons kept with a record."""
+    text = str(exc).strip() or "no details"
+    return f"{type(exc).__name__}: {text}"

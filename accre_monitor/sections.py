@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 SPOOL: dict[str, Setting] = {
     "path": text(None),
     "max_entries": integer(100_000, 1),
-    "max_attempts": integer(5, 1),
+    "max_attempts": integer(1, 1),
     "backoff_base": seconds(10.0),
     "backoff_max": seconds(900.0),
     "busy_timeout": seconds(30.0, zero=True),

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 import time
 
 from accre_monitor import log
@@ -137,6 +138,8 @@ class NotifyState:
         self.path = path
         self.busy_timeout = busy_timeout
         self._db: sqlite3.Connection | None = None
+        # the shipper delivers from worker threads: one connection, used by one at a time
+        self._lock = threading.RLock()
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -146,10 +149,15 @@ class NotifyState:
 
     def _open(self) -> sqlite3.Connection:
         if self.path is None:
-            db = sqlite3.connect(":memory:", isolation_level=None)
+            db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         else:
             create_private(self.path)
-            db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+            db = sqlite3.connect(
+                self.path,
+                timeout=self.busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
         try:
             if self.path is not None:
                 db.execute("PRAGMA journal_mode=WAL")
@@ -164,9 +172,10 @@ class NotifyState:
         return db
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     # -- reading --------------------------------------------------------------------------
 
@@ -242,9 +251,10 @@ class NotifyState:
         """Run `operation`, retrying `database is locked` until the busy timeout has passed;
         a corrupt state file is set aside once and a fresh one started (forgetting the last
         statuses costs at most a repeated message, never a lost one)."""
-        return retry_busy(
-            operation, self.busy_timeout, self._set_aside if self.path is not None else None
-        )
+        with self._lock:
+            return retry_busy(
+                operation, self.busy_timeout, self._set_aside if self.path is not None else None
+            )
 
     def _set_aside(self, error: BaseException) -> None:
         assert self.path is not None

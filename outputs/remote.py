@@ -1,16 +1,28 @@
 """`RemoteOutput`: what every store shares.
 
 It owns splitting into `batch_size` chunks, one deadline across the chunks, and an
-outcome for every record. A store implements `prepare` (one record into what it sends;
-ValueError refuses the record for good) and `write_batch` (one chunk; `StoreUnavailable`
-when the store cannot take it now).
+outcome for every record. A store implements `prepare` (one record into what it sends,
+rendered in full: whatever it raises refuses that record alone) and `write_batch` (one
+chunk; `StoreUnavailable` when the store cannot take it now).
+
+Failures are classified once, by `accre_monitor.outcome.is_store_failure`: the store's
+(unreachable, timing out, overloaded) hold the records for a retry; anything else raised
+while a chunk was written is narrowed down to the record that raised it, by writing that
+chunk again one record at a time, so one bad record never holds back the others.
 """
 
 from __future__ import annotations
 
 import time
 
-from accre_monitor.outcome import REJECTED, RETRY, Outcome, StoreUnavailable
+from accre_monitor.outcome import (
+    REJECTED,
+    RETRY,
+    Outcome,
+    StoreUnavailable,
+    describe,
+    is_store_failure,
+)
 from accre_monitor.outputs.base import Output
 
 TYPE_CHECKING = False
@@ -56,7 +68,7 @@ class RemoteOutput(Output):
                 _owe(outcomes, prepared[start:], "deadline passed before sending")
                 break
             try:
-                results = self.write_batch([item for _, item in chunk], left)
+                results = self._write_isolating(chunk, left)
             except StoreUnavailable as exc:
                 if start == 0:
                     raise
@@ -69,6 +81,34 @@ class RemoteOutput(Output):
                 outcomes[index] = outcome
         return [o if o is not None else Outcome(RETRY, "not sent") for o in outcomes]
 
+    def _write_isolating(self, chunk: list[tuple[int, Any]], timeout: float) -> list[Outcome]:
+        """`write_batch` of the chunk; when it raises something that is not the store's
+        failure, each record of the chunk alone, so that only the one that raises is refused."""
+        deadline = time.monotonic() + timeout
+        try:
+            return self.write_batch([item for _, item in chunk], timeout)
+        except Exception as exc:
+            if is_store_failure(exc):
+                if isinstance(exc, StoreUnavailable):
+                    raise
+                raise StoreUnavailable(f"{self.name}: {describe(exc)}") from None
+            if len(chunk) == 1:
+                return [Outcome(REJECTED, f"cannot be sent: {describe(exc)}")]
+        results: list[Outcome] = []
+        for position, item in enumerate(chunk):
+            left = deadline - time.monotonic()
+            if left <= 0.01:
+                results += [Outcome(RETRY, "deadline passed before sending")] * (
+                    len(chunk) - position
+                )
+                break
+            try:
+                results += self._write_isolating([item], left)
+            except StoreUnavailable as exc:
+                results += [Outcome(RETRY, str(exc), exc.retry_after)] * (len(chunk) - position)
+                break
+        return results
+
     def prepare_each(
         self, records: list[dict[str, Any]]
     ) -> tuple[list[Outcome | None], list[tuple[int, Any]]]:
@@ -78,12 +118,15 @@ class RemoteOutput(Output):
         for index, record in enumerate(records):
             try:
                 prepared.append((index, self.prepare(record)))
-            except (ValueError, TypeError, KeyError) as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever it is, it is this record's
+                if is_store_failure(exc):
+                    raise
                 outcomes[index] = Outcome(REJECTED, f"bad record: {_reason(exc)}")
         return outcomes, prepared
 
     def prepare(self, record: dict[str, Any]) -> Any:
-        """What `write_batch` sends for `record`; ValueError when the store must never get it."""
+        """What `write_batch` sends for `record`, rendered in full (anything that depends on
+        the record's fields is computed here); whatever it raises refuses the record."""
         return record
 
     def write_batch(self, items: list[Any], timeout: float) -> list[Outcome]:
@@ -97,4 +140,8 @@ def _owe(outcomes: list, items: list[tuple[int, Any]], error: str) -> None:
 
 
 def _reason(exc: BaseException) -> str:
-    return f"no {exc} field" if isinstance(exc, KeyError) else str(exc)
+    if isinstance(exc, KeyError):
+        return f"no {exc} field"
+    if isinstance(exc, ValueError | TypeError):
+        return str(exc)
+    return describe(exc)

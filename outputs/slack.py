@@ -10,8 +10,10 @@ and only as far as the deadline allows (what does not fit is retried later).
 Slack's answers: 2xx delivered; 429 retried no sooner than its `Retry-After` (and nothing
 more is sent to it meanwhile); 5xx, timeouts and connection errors retried; 400 about the
 payload (`invalid_payload`, ...) refuses that message; any other 4xx (`no_service`,
-`invalid_token`, `channel_not_found`, ...) says the webhook itself is refused: every
-message of the batch is refused with Slack's answer (dead letters after max_attempts).
+`invalid_token`, `channel_not_found`, ...) says the webhook itself is refused: that is not
+the records' fault, so they wait (retried with backoff, oldest first) until it is fixed.
+A record whose message cannot be made at all (a field Python cannot render) is refused
+alone, a dead letter with the reason; the records behind it go on.
 
 The webhook URL is the secret: it is never shown. Messages name it as
 `https://hooks.slack.com/***`, and every error text is scrubbed of it before it can reach
@@ -212,19 +214,44 @@ class SlackOutput(RemoteOutput):
         speaking = [notice for _, notice, _ in plan if notice.verdict in SPEAKS]
         index_of = {id(notice): index for index, notice, _ in plan}
         now = time.time()
-        if self.digest_threshold and len(speaking) > self.digest_threshold:
-            batches = [(digest(speaking, self.channel, self.late_after, now), speaking)]
-        else:
-            batches = [(message(n, self.channel, self.late_after, now), [n]) for n in speaking]
         results: dict[int, Outcome] = {}
+        batches: list[tuple[bytes, list[Notice]]] = []
+        for payload, members in self._render(speaking, now):
+            if isinstance(payload, Outcome):  # this record cannot be rendered: refused alone
+                results[index_of[id(members[0])]] = payload
+            else:
+                batches.append((payload, members))
         rest: Outcome | None = None
-        for payload, members in batches:
+        for body, members in batches:
             outcome = rest
             if outcome is None:
-                outcome, rest = self._send(encode(payload), deadline)
+                outcome, rest = self._send(body, deadline)
             for notice in members:
                 results[index_of[id(notice)]] = outcome
         return results
+
+    def _render(self, speaking: list[Notice], now: float) -> list[tuple[Any, list[Notice]]]:
+        """(the encoded payload, the notices it carries) for each message to send, or
+        (a REJECTED outcome, [notice]) for a record whose message cannot be made: one odd
+        record (a date Python cannot show, say) is refused, never holding back the rest."""
+        if self.digest_threshold and len(speaking) > self.digest_threshold:
+            try:
+                return [(encode(digest(speaking, self.channel, self.late_after, now)), speaking)]
+            except Exception:  # noqa: BLE001 - find the record that breaks it, one by one
+                good = [n for n in speaking if self._renders(n, now)]
+                bad = [n for n in speaking if n not in good]
+                rendered = self._render(good, now) if good else []
+                return rendered + [r for n in bad for r in self._render_one(n, now)]
+        return [r for n in speaking for r in self._render_one(n, now)]
+
+    def _render_one(self, notice: Notice, now: float) -> list[tuple[Any, list[Notice]]]:
+        try:
+            return [(encode(message(notice, self.channel, self.late_after, now)), [notice])]
+        except Exception as exc:  # noqa: BLE001 - whatever it is, it is this record's
+            return [(Outcome(REJECTED, f"cannot be rendered: {describe_error(exc)}"), [notice])]
+
+    def _renders(self, notice: Notice, now: float) -> bool:
+        return not isinstance(self._render_one(notice, now)[0][0], Outcome)
 
     def _settle(self, plan: list, sent: dict[int, Outcome], outcomes: list[Outcome | None]) -> None:
         """Fill in the outcomes; remember what was sent and the statuses now known.
@@ -239,8 +266,9 @@ class SlackOutput(RemoteOutput):
                 outcome = sent[index]
                 if outcome.state == DELIVERED:
                     sent_ids.append(notice.record["id"])
-                else:
-                    failed.setdefault(notice.key, outcome)
+                else:  # not said: what follows was judged as if it had been
+                    if outcome.state == RETRY:  # it comes back: the rest of its check waits
+                        failed.setdefault(notice.key, outcome)
                     after = None
             elif notice.key in failed:
                 first = failed[notice.key]
@@ -298,7 +326,9 @@ class SlackOutput(RemoteOutput):
             return outcome, outcome
         if status == 400 and answer in PAYLOAD_ERRORS:
             return Outcome(REJECTED, where), None
-        outcome = Outcome(REJECTED, f"{where} (the webhook itself is refused)")
+        # the webhook itself is refused (revoked, channel gone): the store's failure, not
+        # the records'; they wait until the webhook is fixed
+        outcome = Outcome(RETRY, f"{where} (the webhook itself is refused)")
         return outcome, outcome
 
     def _post(self, body: bytes, deadline: float) -> tuple[int, str, float]:

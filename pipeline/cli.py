@@ -74,7 +74,7 @@ def _broker_status(config: Any) -> dict[str, Any] | None:
         return None
     from accre_monitor.pipeline.amqp import BrokerUnavailable, connect, describe_urls
     from accre_monitor.pipeline.broker_backlog import remote_outputs
-    from accre_monitor.pipeline.topology import depths
+    from accre_monitor.pipeline.topology import depths, queue_specs
 
     result: dict[str, Any] = {"url": describe_urls(config.bus), "queues": {}, "error": None}
     try:
@@ -83,7 +83,8 @@ def _broker_status(config: Any) -> dict[str, Any] | None:
         result["error"] = str(exc)
         return result
     try:
-        result["queues"] = depths(connection.channel(), config.bus, remote_outputs(config))
+        specs = queue_specs(config, remote_outputs(config))
+        result["queues"] = depths(connection.channel(), config.bus, specs)
     finally:
         connection.close()
     return result
@@ -230,7 +231,13 @@ def topology() -> None:
     queue's bindings, depth and consumers."""
     from accre_monitor.pipeline.amqp import connect, describe_urls
     from accre_monitor.pipeline.broker_backlog import remote_outputs
-    from accre_monitor.pipeline.topology import declare, depths, queue_name, queue_specs
+    from accre_monitor.pipeline.topology import (
+        declare,
+        depths,
+        queue_name,
+        queue_specs,
+        retry_queues,
+    )
 
     config = _config()
     if config.bus["kind"] != "rabbitmq":
@@ -245,7 +252,7 @@ def topology() -> None:
     try:
         channel = connection.channel()
         declare(channel, config.bus, specs)
-        counts = depths(channel, config.bus, [spec.output for spec in specs])
+        counts = depths(channel, config.bus, specs)
     finally:
         connection.close()
     print(f"broker: {describe_urls(config.bus)}")
@@ -256,7 +263,8 @@ def topology() -> None:
         extra = ", single active consumer" if spec.single_consumer else ""
         print(f"\noutput {spec.output}{extra}")
         print(f"  bindings: {', '.join(spec.keys) or '(none: no record can pass its filters)'}")
-        for name in (main, f"{main}.retry", f"{main}.dead"):
+        delays = [name for name, _ in retry_queues(config.bus, spec)]
+        for name in (main, *delays, f"{main}.dead"):
             row = counts.get(name, {"messages": "-", "consumers": "-"})
             print(f"  {name:<44} messages {row['messages']:>7}  consumers {row['consumers']:>3}")
 

@@ -14,11 +14,20 @@ import pika
 import pika.exceptions
 
 from accre_monitor import log
-from accre_monitor.codec import decode
-from accre_monitor.outcome import DELIVERED, EXPIRED, REJECTED, Outcome
+from accre_monitor.outcome import (
+    DELIVERED,
+    EXPIRED,
+    Outcome,
+    StoreUnavailable,
+    describe,
+    is_store_failure,
+)
 from accre_monitor.pipeline.amqp import BrokerUnavailable, connect, describe_urls
 from accre_monitor.pipeline.daemon import Stopping, log_batch
+from accre_monitor.pipeline.delivery import deliver_batch
+from accre_monitor.pipeline.door import admit
 from accre_monitor.pipeline.filters import all_match
+from accre_monitor.pipeline.retry import RetryPolicy
 from accre_monitor.pipeline.spool import Spool
 from accre_monitor.pipeline.topology import (
     ATTEMPTS_HEADER,
@@ -32,14 +41,12 @@ from accre_monitor.pipeline.topology import (
 )
 from accre_monitor.pipeline.wiring import filter_stages
 
-STORE_BACKOFF_START = 0.5  # seconds before a batch a store could not take is tried again
-STORE_BACKOFF_MAX = 30.0
 RECONNECT_BACKOFF_MAX = 30.0
 SHUTDOWN_GRACE = 30.0  # seconds the batches in flight get to finish on SIGTERM
 
 
 class Message:
-    __slots__ = ("tag", "body", "headers", "record", "received")
+    __slots__ = ("tag", "body", "headers", "record", "received", "held")
 
     def __init__(self, tag: int, body: bytes, headers: dict | None) -> None:
         self.tag = tag
@@ -47,11 +54,13 @@ class Message:
         self.headers = dict(headers or {})
         self.record: dict[str, Any] | None = None
         self.received = time.monotonic()
+        self.held = 0  # attempts made while this shipper held it (an ordered output's head)
 
     @property
     def attempts(self) -> int:
-        value = self.headers.get("x-accre-attempts", 0)
-        return value if isinstance(value, int) else 0
+        """Attempts made so far: those its headers tell of, and those made here."""
+        value = self.headers.get(ATTEMPTS_HEADER, 0)
+        return (value if isinstance(value, int) else 0) + self.held
 
 
 class QueueWorker:
@@ -97,8 +106,8 @@ class RabbitShipper:
             name: QueueWorker(name, output, filter_stages(name, config))
             for name, output in outputs.items()
         }
-        self.backoff = Spool(config.spool).backoff  # the spool's backoff, for retries
-        self.max_attempts = int(config.spool["max_attempts"])
+        self.policy = RetryPolicy.from_settings(config.spool)  # the spool's, one policy
+        self.spool = Spool(config.spool)  # what ordered outputs delivered last, duplicates
         self.pool = ThreadPoolExecutor(max_workers=max(len(self.workers), 1))
         self.connection: Any = None
         self.channel: Any = None
@@ -199,26 +208,43 @@ class RabbitShipper:
         batch, worker.buffer = worker.buffer[:batch_size], worker.buffer[batch_size:]
         deliverable = []
         for message in batch:
-            try:
-                record = decode(message.body)
-                if not isinstance(record, dict) or not isinstance(record.get("id"), str):
-                    raise ValueError("not a result record (a JSON object with an id)")
-            except ValueError as exc:
-                self._dead_letter(worker, message, f"poison message: {exc}")
+            record, problem = admit(message.body)  # the door: only result records go on
+            if record is None:
+                self._dead_letter(worker, message, f"poison record: {problem}")
                 continue
             if not all_match(worker.stages, record):
                 self.channel.basic_ack(message.tag)  # the binding was broader than the filter
                 continue
             message.record = record
             deliverable.append(message)
+        if deliverable and worker.output.ordered:
+            deliverable = self._skip_duplicates(worker, deliverable)
         if not deliverable:
             return
         worker.inflight = deliverable
         worker.started = time.monotonic()
         records = [m.record for m in deliverable]
         timeout = max(worker.output.timeout, 1.0) * (1 + len(records) // worker.output.batch_size)
-        worker.future = self.pool.submit(worker.output.deliver, records, timeout)
+        worker.future = self.pool.submit(attempt, worker.output, records, timeout)
         worker.future.add_done_callback(self._waker())
+
+    def _skip_duplicates(self, worker: QueueWorker, messages: list[Message]) -> list[Message]:
+        """An ordered output never gets a record twice, nor one older than the last it got
+        for the same node and check: those are acked here and counted (`status`)."""
+        try:
+            newer = self.spool.only_newer(worker.name, [m.record for m in messages])
+        except Exception as exc:  # the memory is a safeguard: without it, deliver
+            log.warning("cannot check for duplicates", output=worker.name, error=str(exc))
+            return messages
+        for message, fresh in zip(messages, newer, strict=True):
+            if not fresh:
+                self.channel.basic_ack(message.tag)
+                log.info(
+                    "duplicate or superseded record skipped",
+                    output=worker.name,
+                    record=message.record.get("id"),
+                )
+        return [m for m, fresh in zip(messages, newer, strict=True) if fresh]
 
     def _waker(self) -> Any:
         """A callback for a finished batch that ends the main thread's wait for broker
@@ -236,24 +262,16 @@ class RabbitShipper:
         future, worker.future = worker.future, None
         messages, worker.inflight = worker.inflight, []
         seconds = time.monotonic() - worker.started
-        try:
-            outcomes = future.result()
-            if len(outcomes) != len(messages):
-                raise RuntimeError(f"{len(outcomes)} outcomes for {len(messages)} records")
-        except Exception as exc:  # the store cannot take the batch now: keep it, unacked
+        outcomes, failure = future.result()
+        if failure is not None:  # the store cannot take the batch now: keep it, unacked
             worker.failures += 1
-            wait = min(STORE_BACKOFF_START * 2 ** (worker.failures - 1), STORE_BACKOFF_MAX)
-            retry_after = getattr(exc, "retry_after", None)
-            wait = max(wait, float(retry_after or 0))
-            worker.not_before = time.monotonic() + wait * (0.5 + random.random() / 2)
-            worker.buffer = messages + worker.buffer
-            log.debug("batch held for a retry", output=worker.name, retry_in=round(wait, 2))
+            self._hold(worker, messages, worker.failures, getattr(failure, "retry_after", None))
             if worker.down_since is None:
                 worker.down_since = time.monotonic()
                 log.warning(
                     "store cannot take records; holding them unacked",
                     output=worker.name,
-                    error=f"{type(exc).__name__}: {exc}",
+                    error=describe(failure),
                     records=len(messages),
                 )
             return
@@ -264,17 +282,56 @@ class RabbitShipper:
                 after=round(time.monotonic() - worker.down_since, 1),
             )
         worker.down_since = None
-        worker.failures = 0
         counts = [0, 0, 0, 0]
-        stored = []
+        stored: list[int] = []
+        delivered: list[dict[str, Any]] = []
+        held: list[Message] = []
+        held_outcome: Outcome | None = None
         for message, outcome in zip(messages, outcomes, strict=True):
+            attempts = message.attempts + 1
             if outcome.state in (DELIVERED, EXPIRED):
                 stored.append(message.tag)
                 counts[0 if outcome.state == DELIVERED else 3] += 1
+                if outcome.state == DELIVERED:
+                    delivered.append(message.record or {})
+            elif self.policy.gives_up(outcome.state, attempts):
+                self._dead_letter(worker, message, outcome.error or "rejected", attempts)
+                counts[2] += 1
+            elif worker.output.ordered or held:
+                # an ordered output: this record and what follows it wait, in order
+                held.append(message)
+                held_outcome = held_outcome or outcome
+                counts[1] += 1
             else:
-                counts[self._settle_one(worker, message, outcome)] += 1
+                self._retry_later(worker, message, attempts, outcome)
+                counts[1] += 1
         self._ack(stored)
+        if delivered and worker.output.ordered:
+            self._remember(worker, delivered)
+        if held and held_outcome is not None:
+            for message in held:
+                message.held += 1
+            worker.failures += 1
+            self._hold(worker, held, worker.failures, held_outcome.retry_after)
+        else:
+            worker.failures = 0
         log_batch(worker.name, "broker", tuple(counts), seconds)
+
+    def _hold(
+        self, worker: QueueWorker, messages: list[Message], failures: int, retry_after: Any
+    ) -> None:
+        """Keep `messages` unacked at the head of the worker's buffer, and send it nothing
+        before the policy's probe delay (or the store's Retry-After) has passed."""
+        wait = self.policy.probe(failures, retry_after)
+        worker.not_before = time.monotonic() + wait
+        worker.buffer = messages + worker.buffer
+        log.debug("batch held for a retry", output=worker.name, retry_in=round(wait, 2))
+
+    def _remember(self, worker: QueueWorker, records: list[dict[str, Any]]) -> None:
+        try:
+            self.spool.delivered(worker.name, records)
+        except Exception as exc:  # a safeguard against duplicates, never a reason to stop
+            log.warning("cannot remember what was delivered", output=worker.name, error=str(exc))
 
     def _ack(self, tags: list[int]) -> None:
         """Ack the messages `tags`: those below every other unacked message of the channel
@@ -296,31 +353,26 @@ class RabbitShipper:
         for tag in tags[len(below) :]:
             self.channel.basic_ack(tag)
 
-    def _settle_one(self, worker: QueueWorker, message: Message, outcome: Outcome) -> int:
-        """Retry later or dead-letter one message (acking it); the index of its count."""
-        attempts = message.attempts + 1
-        if outcome.state == REJECTED and attempts >= self.max_attempts:
-            self._dead_letter(worker, message, outcome.error or "rejected", attempts)
-            return 2
-        wait = self.backoff(attempts)
-        if outcome.retry_after:
-            wait = max(wait, float(outcome.retry_after))
-        self._republish_for_retry(worker, message, attempts, wait, outcome.error)
-        return 1
-
-    def _republish_for_retry(
-        self, worker: QueueWorker, message: Message, attempts: int, wait: float, error: Any
+    def _retry_later(
+        self, worker: QueueWorker, message: Message, attempts: int, outcome: Outcome
     ) -> None:
-        headers = {**message.headers, ATTEMPTS_HEADER: attempts, REASON_HEADER: str(error)[:1000]}
+        """Park one message in the delay queue of its backoff step (acking it): it comes
+        back to the output's queue when that delay has passed, never later because of
+        another record's longer backoff (every message of a delay queue waits as long)."""
+        delay = self.policy.delay_for(attempts, outcome.retry_after)
+        headers = {
+            **message.headers,
+            ATTEMPTS_HEADER: attempts,
+            REASON_HEADER: str(outcome.error)[:1000],
+        }
         properties = pika.BasicProperties(
             delivery_mode=2,
             content_type="application/json",
             message_id=str((message.record or {}).get("id", "")),
             headers=headers,
-            expiration=str(max(int(wait * 1000), 1)),
         )
         self.publisher.basic_publish(
-            "", retry_queue(self.settings, worker.name), message.body, properties
+            "", retry_queue(self.settings, worker.name, delay), message.body, properties
         )
         self.channel.basic_ack(message.tag)
 
@@ -341,6 +393,24 @@ class RabbitShipper:
         )
         self.channel.basic_ack(message.tag)
         log.warning("record dead-lettered", output=worker.name, reason=reason[:200])
+
+
+def attempt(
+    output: Any, records: list[dict[str, Any]], timeout: float
+) -> tuple[list[Outcome], BaseException | None]:
+    """One batch for `output`, in a worker thread: (an outcome per record, None), or
+    ([], the failure) when the store cannot take the batch at all (classified once, by
+    `is_store_failure`; anything else is narrowed down to the record that raised it)."""
+    try:
+        outcomes = output.deliver(records, timeout)
+    except Exception as exc:
+        if is_store_failure(exc):
+            return [], exc
+        return deliver_batch(output, records, timeout), None
+    if len(outcomes) != len(records):
+        problem = f"{len(outcomes)} outcomes for {len(records)} records"
+        return [], StoreUnavailable(f"output {output.name} answered {problem}")
+    return outcomes, None
 
 
 def _nothing() -> None:

@@ -19,7 +19,16 @@ import time
 
 from accre_monitor import log
 from accre_monitor.errors import ConfigError
-from accre_monitor.outcome import DELIVERED, EXPIRED, REJECTED, RETRY, Outcome
+from accre_monitor.outcome import (
+    DELIVERED,
+    EXPIRED,
+    POISON,
+    REJECTED,
+    RETRY,
+    Outcome,
+    describe,
+    is_store_failure,
+)
 from accre_monitor.pipeline.bus import record_bytes
 from accre_monitor.pipeline.interruption import interrupt_on_sigterm
 
@@ -36,13 +45,27 @@ Owed = tuple[str, str, bytes, str | None, str, float | None]
 
 
 def deliver_batch(output: Any, records: list[dict[str, Any]], timeout: float) -> list[Outcome]:
-    """The output's outcome for each record; a failure of the whole batch is RETRY for all."""
+    """The output's outcome for each record. A failure of the whole batch is classified once
+    (`is_store_failure`): the store's is RETRY for all; anything else is narrowed down by
+    delivering each record alone, so that only the record that raises is REJECTED."""
     try:
         outcomes = output.deliver(records, timeout)
     except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        retry_after = getattr(exc, "retry_after", None)
-        return [Outcome(RETRY, error, retry_after) for _ in records]
+        if is_store_failure(exc):
+            retry_after = getattr(exc, "retry_after", None)
+            return [Outcome(RETRY, describe(exc), retry_after) for _ in records]
+        if len(records) == 1:
+            return [Outcome(REJECTED, f"cannot be delivered: {describe(exc)}")]
+        deadline = time.monotonic() + timeout
+        outcomes = []
+        for position, record in enumerate(records):
+            left = max(deadline - time.monotonic(), 0.05)
+            outcomes += deliver_batch(output, [record], left)
+            if outcomes[-1].state == RETRY:  # the store is the problem after all: stop here
+                rest = len(records) - position - 1
+                outcomes += [Outcome(RETRY, outcomes[-1].error, outcomes[-1].retry_after)] * rest
+                break
+        return outcomes
     if len(outcomes) != len(records):
         error = f"output {output.name} answered {len(outcomes)} outcomes for {len(records)}"
         return [Outcome(RETRY, error) for _ in records]
@@ -59,31 +82,60 @@ def drain(
 ) -> Iterator[tuple[int, int, int, int]]:
     """Deliver up to `limit` spooled entries for `output`, oldest first, in batches, until
     `deadline` (time.monotonic()); yields (delivered, retried, dead, expired) after each
-    batch and stops at the first batch that delivered nothing (the store is down again)."""
-    from accre_monitor.codec import decode
+    batch and stops at the first batch that delivered nothing (the store is down again).
+
+    An output that asks for order gets the head of its backlog first, and nothing while
+    the head waits (see `Spool.claim`). Once a batch was delivered the store has shown it
+    is back: the rest of the backlog follows at once, without waiting out its backoff
+    (a store's Retry-After still holds).
+    """
+    from accre_monitor.pipeline.door import admit
 
     batch_size = batch_size or output.batch_size
+    ordered = bool(getattr(output, "ordered", False))
     left = limit
     while left > 0:
         remaining = deadline - time.monotonic()
         if remaining <= 0.05:
             return
-        entries = spool.claim(output.name, min(batch_size, left), due_only=due_only)
+        entries = spool.claim(
+            output.name, min(batch_size, left), due_only=due_only, ordered=ordered
+        )
         if not entries:
             return
         left -= len(entries)
-        records = [decode(entry.body) for entry in entries]
-        timeout = min(output.timeout, remaining)
-        outcomes = deliver_batch(output, records, timeout)
-        counts = spool.settle(
-            [
+        settled: list[tuple] = []
+        records, admitted = [], []
+        for entry in entries:
+            record, problem = admit(entry.body)
+            if record is None:
+                settled.append((entry, POISON, f"poison record: {problem}"))
+            else:
+                records.append(record)
+                admitted.append(entry)
+        if records and ordered:  # never the same record twice, never an older one late
+            newer = spool.only_newer(output.name, records)
+            settled += [(e, DELIVERED, None) for e, n in zip(admitted, newer, strict=True) if not n]
+            admitted = [e for e, n in zip(admitted, newer, strict=True) if n]
+            records = [r for r, n in zip(records, newer, strict=True) if n]
+        if records:
+            timeout = min(output.timeout, remaining)
+            outcomes = deliver_batch(output, records, timeout)
+            settled += [
                 (entry, o.state, o.error, o.retry_after)
-                for entry, o in zip(entries, outcomes, strict=True)
+                for entry, o in zip(admitted, outcomes, strict=True)
             ]
-        )
+            if ordered:
+                spool.delivered(
+                    output.name,
+                    [r for r, o in zip(records, outcomes, strict=True) if o.state == DELIVERED],
+                )
+        counts = spool.settle(settled)
         yield counts
-        if counts[0] == 0 and counts[3] == 0:
+        if counts[0] == 0 and counts[3] == 0 and counts[2] < len(entries):
             return
+        if counts[0]:
+            due_only = False
 
 
 class SpoolingDeliverer:
@@ -122,6 +174,7 @@ class InlineDeliverer:
         owed: list[Owed] = []
         pending = list(destinations)
         healthy: list[Any] = []
+        queued: list[Any] = []  # ordered outputs the fresh record waits in line for
         broken: set[str] = set()  # reported once already, as a configuration problem
         restore = interrupt_on_sigterm()
         try:
@@ -133,6 +186,7 @@ class InlineDeliverer:
                     owed.append((record["id"], destination.name, body, problem, RETRY, None))
                 elif output.ordered and self._queue_behind_backlog(output, record, body):
                     healthy.append(output)  # delivered in order by the drain below
+                    queued.append(output)
                 else:
                     outcome = self._try(output, record, deadline)
                     if outcome.state == DELIVERED:
@@ -153,6 +207,8 @@ class InlineDeliverer:
                 pending.pop(0)
             for output in healthy:  # the fresh record went everywhere it could: now backlogs
                 self._heal(output, deadline)
+            for output in queued:
+                self._say_if_still_queued(output, record["id"])
         except BaseException:
             # interrupted (SIGTERM, ^C): whatever was not tried yet is owed too
             owed += [(record["id"], d.name, body, "interrupted", RETRY, None) for d in pending]
@@ -197,6 +253,22 @@ class InlineDeliverer:
         except Exception:  # the spool is unusable: deliver the fresh record directly
             return False
         return True
+
+    def _say_if_still_queued(self, output: Any, record_id: str) -> None:
+        """One line for a fresh record that waits behind older ones and was not delivered
+        with them in this run: it is in the spool, and stderr says so."""
+        try:
+            waiting = self.spool.pending(output.name)
+            if not self.spool.holds(record_id, output.name):
+                return
+        except Exception:  # the line is for the operator; it must never fail the run
+            waiting = None
+        log.warning(
+            "delivery waits for older records; record spooled behind them",
+            output=output.name,
+            record=record_id,
+            waiting=waiting,
+        )
 
     def _count_expired(self, output: str, why: str | None) -> None:
         log.warning("result expired before delivery", output=output, error=why)

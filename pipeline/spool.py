@@ -28,7 +28,7 @@ import time
 
 from accre_monitor import log
 from accre_monitor.errors import ConfigError
-from accre_monitor.outcome import DELIVERED, EXPIRED, REJECTED
+from accre_monitor.outcome import DELIVERED, EXPIRED
 from accre_monitor.sqlite_files import (
     create_private,
     is_corruption,
@@ -43,7 +43,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
-SCHEMA_VERSION = 2  # 2: queue.not_before
+    from accre_monitor.pipeline.retry import RetryPolicy
+
+SCHEMA_VERSION = 3  # 2: queue.not_before; 3: last_delivered
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -71,6 +73,14 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     UNIQUE (record_id, output)
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS last_delivered (
+    output TEXT NOT NULL,
+    node TEXT NOT NULL,
+    check_name TEXT NOT NULL,
+    taken INTEGER NOT NULL,
+    record_id TEXT NOT NULL,
+    PRIMARY KEY (output, node, check_name)
+);
 """
 
 
@@ -175,7 +185,7 @@ class Spool:
         db = sqlite3.connect(uri, uri=True, timeout=self.settings["busy_timeout"])
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (1, SCHEMA_VERSION):
+            if version not in (1, 2, SCHEMA_VERSION):
                 raise SpoolCorrupt(f"spool {self.path} has no spool tables (version {version})")
         except sqlite3.DatabaseError as exc:
             db.close()
@@ -264,10 +274,9 @@ class Spool:
         wait at least (a 429's Retry-After).
         """
         now = time.time()
-
-        def due() -> float:
-            wait = self.backoff(attempts) if attempts else 0.0
-            return now + max(wait, not_before or 0.0)
+        # one wait for the whole write: the entries keep the order they were given in
+        wait = self.backoff(attempts) if attempts else 0.0
+        due_at = now + max(wait, not_before or 0.0)
 
         hold = now + not_before if not_before else 0.0
 
@@ -284,7 +293,7 @@ class Spool:
                             body,
                             now,
                             attempts,
-                            due(),
+                            due_at,
                             error,
                             hold,
                         )
@@ -337,34 +346,61 @@ class Spool:
         _count(db, "dropped", excess)
         return excess
 
+    @property
+    def policy(self) -> RetryPolicy:
+        """The retry policy of `[spool]`, the one the broker's shipper follows too."""
+        from accre_monitor.pipeline.retry import RetryPolicy
+
+        return RetryPolicy.from_settings(self.settings)
+
     def backoff(self, attempts: int) -> float:
         """Seconds until the next attempt: exponential in `attempts`, capped, with jitter."""
-        import random  # here: a run that only spools a fresh record never needs it
-
-        base = self.settings["backoff_base"] * 2 ** max(attempts - 1, 0)
-        return min(base, self.settings["backoff_max"]) * (0.5 + random.random())
+        return self.policy.backoff(attempts)
 
     def claim(
-        self, output: str, limit: int, due_only: bool = True, lease: float = 60.0
+        self,
+        output: str,
+        limit: int,
+        due_only: bool = True,
+        lease: float = 60.0,
+        ordered: bool = False,
     ) -> list[Entry]:
         """Take up to `limit` of the oldest entries for `output`, leased so that other
         processes draining at the same time skip them; a lease that is not settled
         (the process died) simply expires.
 
         `due_only`: only entries whose backoff has passed; otherwise every entry except
-        those the store itself asked to hold back (a 429's Retry-After)."""
+        those the store itself asked to hold back (a 429's Retry-After).
+
+        `ordered` (an output that must get records oldest first): the head of the backlog
+        and what follows it, stopping at the first entry that is leased (in flight
+        elsewhere), held or not yet due; nothing at all while the head waits. An older
+        record is never overtaken by a newer one.
+        """
         now = time.time()
+        ready = "next_attempt <= ?" if due_only else "not_before <= ?"
 
         def take() -> list[Entry]:
             db = self.db
             with transaction(db):
-                rows = db.execute(
-                    "SELECT seq, record_id, output, body, created, attempts, last_error "
-                    "FROM queue WHERE output = ? AND leased_until < ?"
-                    + (" AND next_attempt <= ?" if due_only else " AND not_before <= ?")
-                    + " ORDER BY seq LIMIT ?",
-                    (output, now, now, limit),
-                ).fetchall()
+                if ordered:
+                    rows = []
+                    for row in db.execute(
+                        "SELECT seq, record_id, output, body, created, attempts, last_error, "
+                        f"leased_until < ? AND {ready} FROM queue WHERE output = ? "
+                        "ORDER BY seq LIMIT ?",
+                        (now, now, output, limit),
+                    ):
+                        if not row[-1]:
+                            break
+                        rows.append(row[:-1])
+                else:
+                    rows = db.execute(
+                        "SELECT seq, record_id, output, body, created, attempts, last_error "
+                        f"FROM queue WHERE output = ? AND leased_until < ? AND {ready}"
+                        " ORDER BY seq LIMIT ?",
+                        (output, now, now, limit),
+                    ).fetchall()
                 db.executemany(
                     "UPDATE queue SET leased_until = ? WHERE seq = ?",
                     [(now + lease, row[0]) for row in rows],
@@ -377,20 +413,25 @@ class Spool:
         """Record what happened to claimed entries, given as (entry, state, error) or
         (entry, state, error, retry_after); returns (delivered, retried, dead, expired).
 
-        A RETRY waits its backoff, or `retry_after` seconds when the store asked for longer.
+        A RETRY waits its backoff, or `retry_after` seconds when the store asked for longer;
+        a REJECTED entry becomes a dead letter once the retry policy gives up on it.
         """
+        import random
+
         now = time.time()
+        policy = self.policy
+        jitter = random.random()  # one draw per batch: its records keep their order
         delivered, retried, dead, expired = [], [], [], []
         for entry, state, error, *more in results:
             if state == DELIVERED:
                 delivered.append((entry.seq,))
             elif state == EXPIRED:
                 expired.append(entry)
-            elif state == REJECTED and entry.attempts + 1 >= self.settings["max_attempts"]:
+            elif policy.gives_up(state, entry.attempts + 1):
                 dead.append((entry, error))
             else:
                 attempts = entry.attempts + 1
-                wait = self.backoff(attempts)
+                wait = policy.backoff(attempts, jitter=jitter)
                 hold = 0.0
                 if more and more[0] is not None:  # the store said how long to wait at least
                     wait = max(wait, float(more[0]))
@@ -429,6 +470,84 @@ class Spool:
             self._retry(write)
         return len(delivered), len(retried), len(dead), len(expired)
 
+    # -- at most once, in order ------------------------------------------------------------
+
+    def only_newer(self, output: str, records: list[dict[str, Any]]) -> list[bool]:
+        """For an output that asks for order: whether each record is newer than the last one
+        delivered to `output` for its node and check (and newer than those before it in
+        `records`). A record that is not (the same record again, e.g. a publish given up on
+        that the broker took after all, then forwarded from the spool; or an older result
+        that arrived late by another path) is counted as a duplicate and must be skipped: it
+        would say something twice, or put Nagios back in time.
+
+        The window is one record per output, node and check: kept in this spool file, so
+        it holds across restarts on this host (a shipper on another host has its own).
+        """
+        keys = {}
+        for record in records:
+            key = _key(record)
+            if key is not None:
+                keys[key[:2]] = None
+        if not keys:
+            return [True] * len(records)
+
+        def read() -> dict[tuple[str, str], tuple[int, str]]:
+            found = {}
+            for node, check in keys:
+                row = self.db.execute(
+                    "SELECT taken, record_id FROM last_delivered"
+                    " WHERE output = ? AND node = ? AND check_name = ?",
+                    (output, node, check),
+                ).fetchone()
+                if row is not None:
+                    found[(node, check)] = (row[0], row[1])
+            return found
+
+        last = self._retry(read)
+        verdicts = []
+        for record in records:
+            key = _key(record)
+            if key is None:  # no usable date: the output judges it
+                verdicts.append(True)
+                continue
+            node, check, taken = key
+            seen = last.get((node, check))
+            newer = seen is None or (taken, record["id"]) != seen[:2] and taken >= seen[0]
+            verdicts.append(newer)
+            if newer:
+                last[(node, check)] = (taken, record["id"])
+        skipped = verdicts.count(False)
+        if skipped:
+
+            def count() -> None:
+                with transaction(self.db) as db:
+                    _count(db, f"duplicates:{output}", skipped)
+
+            self._retry(count)
+        return verdicts
+
+    def delivered(self, output: str, records: list[dict[str, Any]]) -> None:
+        """Remember the newest record delivered to `output` per node and check."""
+        rows = []
+        for record in records:
+            key = _key(record)
+            if key is not None:
+                rows.append((output, *key, record["id"]))
+        if not rows:
+            return
+
+        def write() -> None:
+            with transaction(self.db) as db:
+                db.executemany(
+                    "INSERT INTO last_delivered (output, node, check_name, taken, record_id)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (output, node, check_name) DO UPDATE"
+                    " SET taken = excluded.taken, record_id = excluded.record_id"
+                    " WHERE excluded.taken >= last_delivered.taken",
+                    rows,
+                )
+
+        self._retry(write)
+
     # -- reading ------------------------------------------------------------------------
 
     def _rows(self, query: str, args: tuple = ()) -> list[tuple]:
@@ -440,12 +559,18 @@ class Spool:
         )
         return [row[0] for row in rows]
 
+    def holds(self, record_id: str, output: str) -> bool:
+        """Whether the record is still owed to `output`."""
+        query = "SELECT 1 FROM queue WHERE record_id = ? AND output = ?"
+        return bool(self._rows(query, (record_id, output)))
+
     def has_backlog(self, output: str) -> bool:
         return bool(self._rows("SELECT 1 FROM queue WHERE output = ? LIMIT 1", (output,)))
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per output: spooled entries, the oldest one's age in seconds, due now, when the next
-        entry that is backing off is due (epoch seconds), dead letters, expired so far."""
+        entry that is backing off is due (epoch seconds), dead letters, expired so far, and
+        duplicates skipped so far (see `only_newer`)."""
         now = time.time()
         result: dict[str, dict[str, Any]] = {}
 
@@ -459,6 +584,7 @@ class Spool:
                     "next_due": None,
                     "dead_letters": 0,
                     "expired": 0,
+                    "duplicates": 0,
                 },
             )
 
@@ -478,8 +604,9 @@ class Spool:
         ):
             row(output)["dead_letters"] = count
         for name, value in self._rows("SELECT name, value FROM counters"):
-            if name.startswith("expired:"):
-                row(name[len("expired:") :])["expired"] = value
+            kind, _, output = name.partition(":")
+            if kind in ("expired", "duplicates") and output:
+                row(output)[kind] = value
         return result
 
     def dropped(self) -> int:
@@ -543,6 +670,19 @@ def _count(db: sqlite3.Connection, name: str, amount: int) -> None:
         "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
         (name, amount),
     )
+
+
+def _key(record: dict[str, Any]) -> tuple[str, str, int] | None:
+    """(node, check, date in microseconds) of a record, or None when it has no usable ones."""
+    from accre_monitor.dates import epoch_micros
+
+    node, check = record.get("node"), record.get("name")
+    if not isinstance(node, str) or not isinstance(check, str):
+        return None
+    try:
+        return node, check, epoch_micros(record.get("date"))
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _still_corrupt(path: str) -> bool:

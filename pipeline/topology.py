@@ -9,15 +9,21 @@ Every record is published once to a durable topic exchange (`[bus] exchange`, de
                        `CRITICAL.#`, `UNKNOWN.#`; `checks = ["mounts"]` binds `*.mounts`;
                        no stage binds `#`). What a pattern cannot express is filtered by the
                        shipper.
-    PREFIX.NAME.retry  where a record waits before its next attempt: each message carries its
-                       own expiry (the backoff), then dead-letters back into PREFIX.NAME.
-                       Nothing spins: a waiting record costs the broker nothing.
+    PREFIX.NAME.retry.DELAY
+                       where a record waits before its next attempt: one queue per step of
+                       the retry policy's backoff (`10s`, `20s`, ... up to `backoff_max`),
+                       each with a fixed time to live, after which its messages dead-letter
+                       back into PREFIX.NAME. Every message of a delay queue waits as long,
+                       so they expire in order and none waits for another one's longer
+                       backoff. Nothing spins: a waiting record costs the broker nothing.
+                       An output that asks for order has none: its shipper holds the head
+                       of its queue unacked instead, and what follows waits behind it.
     PREFIX.NAME.dead   poison records and records refused for good, with the reason in the
                        `x-accre-reason` header, reached through the exchange PREFIX.NAME.dead.
 
 `[bus] queue_type = "quorum"` declares quorum queues (replicated on a cluster); classic durable
-queues otherwise. An output that keeps state across records (Slack's change-only notification)
-gets a single active consumer, so one shipper at a time holds that state.
+queues otherwise. An output that asks for order (NSCA, Slack) or keeps state across records gets
+a single active consumer, so one shipper at a time delivers its records, oldest first.
 
 Declaring is idempotent: the CLI declares when its first publish finds no route, the shipper
 when it starts or reconnects.
@@ -37,20 +43,42 @@ OUTPUT_HEADER = "x-accre-output"
 class QueueSpec:
     """The queues of one remote output, and the keys that route records to it."""
 
-    __slots__ = ("output", "keys", "single_consumer")
+    __slots__ = ("output", "keys", "single_consumer", "retry_delays")
 
-    def __init__(self, output: str, keys: list[str], single_consumer: bool = False) -> None:
+    def __init__(
+        self,
+        output: str,
+        keys: list[str],
+        single_consumer: bool = False,
+        retry_delays: tuple[float, ...] = (),
+    ) -> None:
         self.output = output
         self.keys = keys
         self.single_consumer = single_consumer
+        self.retry_delays = retry_delays
 
 
 def queue_name(settings: dict[str, Any], output: str) -> str:
     return f"{settings['queue_prefix']}.{output}"
 
 
-def retry_queue(settings: dict[str, Any], output: str) -> str:
-    return f"{queue_name(settings, output)}.retry"
+def retry_queue(settings: dict[str, Any], output: str, delay: float) -> str:
+    """The delay queue where a record waits `delay` seconds before its next attempt."""
+    return f"{queue_name(settings, output)}.retry.{delay_label(delay)}"
+
+
+def delay_label(delay: float) -> str:
+    """`10s`, `1500ms`: the delay as a queue name shows it (whole milliseconds)."""
+    millis = max(round(delay * 1000), 1)
+    return f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis}ms"
+
+
+def retry_queues(settings: dict[str, Any], spec: QueueSpec) -> list[tuple[str, int]]:
+    """(name, time to live in milliseconds) of each delay queue of `spec`'s output."""
+    return [
+        (retry_queue(settings, spec.output, delay), max(round(delay * 1000), 1))
+        for delay in spec.retry_delays
+    ]
 
 
 def dead_queue(settings: dict[str, Any], output: str) -> str:
@@ -85,15 +113,17 @@ def declare(channel: Any, settings: dict[str, Any], specs: list[QueueSpec]) -> N
                 "x-dead-letter-exchange": dead,
             },
         )
-        channel.queue_declare(
-            queue=retry_queue(settings, spec.output),
-            durable=True,
-            arguments={
-                **queue_arguments(settings),
-                "x-dead-letter-exchange": "",
-                "x-dead-letter-routing-key": main,
-            },
-        )
+        for name, ttl in retry_queues(settings, spec):
+            channel.queue_declare(
+                queue=name,
+                durable=True,
+                arguments={
+                    **queue_arguments(settings),
+                    "x-message-ttl": ttl,
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": main,
+                },
+            )
         channel.queue_declare(queue=dead, durable=True, arguments=queue_arguments(settings))
         channel.queue_bind(queue=dead, exchange=dead)
         for key in spec.keys:
@@ -104,26 +134,33 @@ def queue_specs(config: Any, names: list[str]) -> list[QueueSpec]:
     """The QueueSpec of each remote output among `names` (synchronous ones have no queue)."""
     from accre_monitor.outputs import is_known_output, is_synchronous, output_class
     from accre_monitor.pipeline.filters import binding_keys
+    from accre_monitor.pipeline.retry import RetryPolicy
     from accre_monitor.pipeline.wiring import filter_stages
 
+    delays = tuple(RetryPolicy.from_settings(config.spool).delays())
     specs = []
     for name in dict.fromkeys(names):
         if not is_known_output(name) or is_synchronous(name):
             continue
-        single = bool(getattr(output_class(name), "single_consumer", False))
-        specs.append(QueueSpec(name, binding_keys(filter_stages(name, config)), single))
+        cls = output_class(name)
+        ordered = bool(getattr(cls, "ordered", False))
+        single = ordered or bool(getattr(cls, "single_consumer", False))
+        keys = binding_keys(filter_stages(name, config))
+        specs.append(QueueSpec(name, keys, single, () if ordered else delays))
     return specs
 
 
-def depths(channel: Any, settings: dict[str, Any], outputs: list[str]) -> dict[str, dict]:
-    """Messages and consumers of each existing queue of `outputs` (passive declares)."""
+def depths(channel: Any, settings: dict[str, Any], specs: list[QueueSpec]) -> dict[str, dict]:
+    """Messages and consumers of each existing queue of the outputs of `specs` (passive
+    declares)."""
     import pika.exceptions
 
     result: dict[str, dict] = {}
-    for output in outputs:
+    for spec in specs:
+        output = spec.output
         for name in (
             queue_name(settings, output),
-            retry_queue(settings, output),
+            *(name for name, _ in retry_queues(settings, spec)),
             dead_queue(settings, output),
         ):
             try:

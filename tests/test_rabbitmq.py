@@ -292,7 +292,7 @@ def test_a_poison_message_is_dead_lettered_with_its_reason_and_the_rest_flows(
     finally:
         connection.close()
     assert body == b"{this is not json"
-    assert "poison message" in properties.headers["x-accre-reason"]
+    assert "poison record" in properties.headers["x-accre-reason"]
     assert properties.headers["x-accre-output"] == "redis"
 
 
