@@ -101,7 +101,8 @@ def _age(seconds: float | None) -> str:
 
 @argh.arg("--json", help="one JSON object instead of a table")
 def status(*, json: bool = False) -> None:
-    """Per output: spooled records, the oldest one's age, due now, dead letters, expired."""
+    """Per output: spooled records, the oldest one's age, due now, dead letters, expired,
+    duplicates skipped."""
     from accre_monitor.pipeline.report import read_spool
 
     config = _config()
@@ -144,11 +145,15 @@ def _print_status(report: Any) -> None:
     elif not report.outputs:
         print("nothing spooled")
     else:
-        print(f"{'output':<24} {'spooled':>8} {'oldest':>8} {'due':>8} {'dead':>6} {'expired':>8}")
+        print(
+            f"{'output':<24} {'spooled':>8} {'oldest':>8} {'due':>8} {'dead':>6} {'expired':>8}"
+            f" {'duplicates':>10}"
+        )
         for output, row in sorted(report.outputs.items()):
             print(
                 f"{output:<24} {row['spooled']:>8} {_age(row['oldest_age']):>8} "
                 f"{row['due']:>8} {row['dead_letters']:>6} {row['expired']:>8}"
+                f" {row.get('duplicates', 0):>10}"
             )
     if report.dropped:
         print(f"dropped at the size cap so far: {report.dropped}")

@@ -4,12 +4,14 @@ With `[bus] kind = "rabbitmq"` it consumes each remote output's queue (competing
 other shippers), delivers in batches (size or time, whichever comes first) through the same
 output code as the command line, and acks each message only after its store confirmed it:
 
-- DELIVERED (or EXPIRED) acks; RETRY waits in the output's retry queue for its backoff (or
-  the store's Retry-After) and comes back; REJECTED does the same until `[spool]
-  max_attempts`, then goes to the dead-letter queue with the reason in its headers; a body
-  that is not a JSON record goes there at once. One poison message never blocks its queue.
+- DELIVERED (or EXPIRED) acks; RETRY waits in the delay queue of its backoff step (or the
+  store's Retry-After) and comes back, except for an output that asks for order, whose
+  head is held here unacked with what follows it; REJECTED goes to the dead-letter queue
+  with the reason in its headers once the retry policy gives up (`pipeline/retry.py`); a
+  body that is not a result record goes there at once (`pipeline/door.py`). One poison
+  record never blocks its queue. Ordered outputs never get a record twice (`consumer.py`).
 - A store that cannot take a batch at all (down, timing out) gets no ack: the batch waits in
-  the shipper and is tried again with exponential backoff, and the broker sends no more
+  the shipper and is tried again with the policy's probe delays, and the broker sends no more
   than the prefetch window meanwhile. No hot loop, nothing acked, nothing lost.
 - The broker restarting or failing over: the shipper reconnects with backoff (trying every
   `[bus] url` in turn), declares the topology again and resumes; messages it held unacked are
@@ -20,9 +22,10 @@ output code as the command line, and acks each message only after its store conf
   returned to the broker, and the shipper exits 0.
 
 Alongside, and alone when no broker is configured, it drains the local spool continuously,
-respecting each entry's backoff: records spooled for the broker are forwarded to it, records
-spooled for a store are delivered to it. With `[spool] inline = false` the command line only
-spools, and this daemon does all the delivering on the node.
+respecting each entry's backoff (the oldest record's, for an output that asks for order):
+records spooled for the broker are forwarded to it, records spooled for a store are
+delivered to it. With `[spool] inline = false` the command line only spools, and this
+daemon does all the delivering on the node.
 """
 
 from __future__ import annotations
