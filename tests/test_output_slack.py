@@ -157,9 +157,7 @@ def test_a_refused_payload_is_rejected_with_slacks_answer_and_spares_the_rest(ma
 
 
 @pytest.mark.parametrize("reply", [INVALID_TOKEN, Reply(404, "no_service")])
-def test_a_refused_webhook_holds_the_whole_batch_for_a_retry_after_one_request(
-    make, slack, reply
-):
+def test_a_refused_webhook_holds_the_whole_batch_for_a_retry_after_one_request(make, slack, reply):
     # the webhook revoked is not the records' fault: they wait for it to be fixed
     slack.always(reply)
     outcomes = make().deliver([rec(node=f"cn{n}") for n in range(4)], 5)
