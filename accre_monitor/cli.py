@@ -186,8 +186,7 @@ def print_overview(config: Any) -> int:
 
 
 def print_check_help(name: str, func: Any) -> int:
-    import inspect
+    from accre_monitor.check_options import help_text
 
-    doc = inspect.cleandoc(func.__doc__ or "(no description)") if func else "(not importable)"
-    sys.stdout.write(f"usage: accre-monitor [OPTIONS] {name} [--key value ...]\n\n{doc}\n")
+    sys.stdout.write(help_text(name, func))
     return 0
