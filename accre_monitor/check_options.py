@@ -108,8 +108,9 @@ class Option:
         return self.type is not bool
 
     def invocation(self) -> str:
-        """`--warning PCT`, `--mounts PATHS`, `--verbose`: how it is given."""
-        text = f"--{self.name}"
+        """`-w, --warning PCT`, `--mounts PATHS`, `--verbose`: how it is given."""
+        short = {"warning": "-w, ", "critical": "-c, "}.get(self.name, "")
+        text = f"{short}--{self.name}"
         return f"{text} {self.metavar}" if self.takes_value() and self.metavar else text
 
     def describe(self) -> str:

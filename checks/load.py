@@ -30,8 +30,8 @@ def loadavg(opts: dict) -> tuple:
 
     A threshold is a number, which alerts when the load is above it (any number, negative
     included), or a Nagios range: `10:` alerts below 10, `~:10` above 10, `10:20` outside 10
-    to 20, `@10:20` from 10 to 20 (bounds included). Example: --warning 15,10,5
-    --critical 30,25,20. Without thresholds the status is OK.
+    to 20, `@10:20` from 10 to 20 (bounds included). Example: -w 15,10,5 -c 30,25,20, as
+    check_load takes them. Without thresholds the status is OK.
 
     Status: CRITICAL when an average crosses its critical threshold, else WARNING when
     one crosses its warning threshold, else OK. UNKNOWN for unknown options or bad

@@ -1,5 +1,5 @@
-"""The command line of a check: options given without a value, accre-monitor's own options
-after the check name, and the declared options of a site check."""
+"""The command line of a check: options given without a value, `-w`/`-c`, accre-monitor's own
+options after the check name, and the declared options of a site check."""
 
 import pytest
 
@@ -52,6 +52,14 @@ def test_a_site_checks_typo_is_refused_instead_of_ignored(site):
     )
 
 
+def test_a_site_checks_thresholds_take_w_and_c(site):
+    path = str(site.tmp / "queue")
+    assert site.run("queue", "--path", path).returncode == 0
+    assert site.run("queue", "--path", path, "-w", "2").returncode == 1
+    assert site.run("queue", "--path", path, "-w", "2", "-c", "1").returncode == 2
+    assert site.run("queue", "--path", path, "-w2", "-c1").returncode == 2
+
+
 def test_a_site_checks_help_shows_its_declared_options(site):
     result = site.run("queue", "-h")
     assert result.returncode == 0, result.stderr
@@ -61,11 +69,11 @@ def test_a_site_checks_help_shows_its_declared_options(site):
     assert "Counts the entries of --path." in text
     for invocation, help_line in (
         ("--path TEXT", "the queue directory (default: /var/spool/myjob)"),
-        ("--warning RANGE", "WARNING outside this range of files (default: 50)"),
-        ("--critical RANGE", "CRITICAL outside this range of files (default: 100)"),
+        ("-w, --warning RANGE", "WARNING outside this range of files (default: 50)"),
+        ("-c, --critical RANGE", "CRITICAL outside this range of files (default: 100)"),
         ("--verbose", "list the files in the long text"),
     ):
-        assert f"  {invocation:<16}  {help_line}" in text.splitlines(), text
+        assert f"  {invocation:<20}  {help_line}" in text.splitlines(), text
     # the summary, then the options, then the rest of the docstring
     assert text.index("Files waiting") < text.index("--path TEXT") < text.index("Counts the")
 
@@ -76,6 +84,8 @@ def test_a_site_checks_help_shows_its_declared_options(site):
         ["--warning"],
         ["--warning", "--critical", "30"],
         ["--critical", "30", "--warning"],
+        ["-w"],
+        ["-w", "-c", "30"],
         ["--warning", ""],
         ["--warning="],
     ],
@@ -103,6 +113,13 @@ def test_a_threshold_with_a_default_given_no_value_is_unknown_not_the_default(
     assert short_of(result) == f"{label} UNKNOWN - option {option} needs a value"
 
 
+def test_loadavg_takes_w_and_c_as_check_load_does(cli):
+    assert cli.run("loadavg", "-w", "1000,1000,1000", "-c", "2000,2000,2000").returncode == 0
+    assert cli.run("loadavg", "-w", "-1,-1,-1", "-c", "1000,1000,1000").returncode == 1
+    assert cli.run("loadavg", "-w", "-1", "-c", "-1").returncode == 2
+    assert cli.run("loadavg", "-c-1").returncode == 2
+
+
 @pytest.mark.parametrize(
     ("option", "value"),
     [("outputs", "stdout"), ("config", "/etc/x.toml"), ("timeout", "5"), ("options", "{}")],
@@ -126,6 +143,6 @@ def test_a_check_option_named_like_an_accre_monitor_option_is_the_checks(cli):
 def test_builtin_help_shows_each_option_with_its_default(cli):
     text = cli.run("disk_usage", "-h").stdout
     assert "  --mounts PATHS" in text
-    assert "--warning PCT" in text and "(default: 80)" in text
+    assert "-w, --warning PCT" in text and "(default: 80)" in text
     text = cli.run("loadavg", "-h").stdout
-    assert "  --warning W1,W5,W15" in text and "  --critical C1,C5,C15" in text
+    assert "  -w, --warning W1,W5,W15" in text and "  -c, --critical C1,C5,C15" in text
