@@ -181,6 +181,22 @@ def find_check(name: str, config_modules: list[str], auditor: bool = False) -> C
     return None
 
 
+def check_names(config_modules: list[str], auditor: bool = False) -> list[str]:
+    """The name of every check, from the modules' sources: nothing is imported (for the
+    suggestions after a mistyped name, where a site's modules must not run)."""
+    names = set(REGISTRY)
+    try:
+        roots = list(candidate_modules(config_modules, with_entry_points=True))
+    except Exception:  # a broken distribution's metadata: the others still count
+        roots = list(candidate_modules(config_modules, with_entry_points=False))
+    for root in roots:
+        try:
+            names.update(*(declared_checks(path) or () for _, path in module_files(root)))
+        except UserError:
+            continue
+    return sorted(name for name in names if auditor or not is_auditor(name))
+
+
 def all_checks(
     config_modules: list[str], auditor: bool = False
 ) -> tuple[dict[str, CheckFunction], list[str]]:

@@ -1,5 +1,5 @@
 """The command line of a check: options given without a value, `-w`/`-c`, accre-monitor's own
-options after the check name, and the declared options of a site check."""
+options after the check name, declared options of a site check, and unknown check names."""
 
 import pytest
 
@@ -138,6 +138,22 @@ def test_an_accre_monitor_option_after_the_check_name_is_unknown_saying_where_it
 def test_a_check_option_named_like_an_accre_monitor_option_is_the_checks(cli):
     result = cli.run("--outputs", "nagios-stdout", "tcp_port", "--port", "1", "--timeout", "0.5")
     assert short_of(result).startswith("TCP CRITICAL - "), result.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("disk_usag", "did you mean disk_usage?"),
+        ("disk-usge", "did you mean disk_usage?"),
+        ("memroy", "did you mean memory?"),
+        ("queu", "did you mean queue?"),
+        ("zzzzzz", "run `accre-monitor -h` for the list"),
+    ],
+)
+def test_an_unknown_check_name_suggests_the_nearest_ones(site, name, hint):
+    result = site.run(name)
+    assert result.returncode == 3
+    assert short_of(result) == f"UNKNOWN - unknown check {name!r}; {hint}"
 
 
 def test_builtin_help_shows_each_option_with_its_default(cli):
