@@ -223,6 +223,7 @@ def ship(*, outputs: str | None = None) -> None:
     "rabbitmq", and from the local spool (records owed to stores or to the broker)."""
     from accre_monitor.pipeline.shipper import ship as run_shipper
 
+    log.with_timestamps()  # a daemon's log: each line says when
     names = [n.strip() for n in outputs.split(",") if n.strip()] if outputs else None
     sys.exit(run_shipper(_config(), names))
 

@@ -1,4 +1,6 @@
-"""`accre-pipeline`'s own command line: help, and where `--config` goes."""
+"""`accre-pipeline`'s own command line: help, where `--config` goes, and its log lines."""
+
+import re
 
 import pytest
 
@@ -45,6 +47,17 @@ def test_config_after_the_command_without_a_value_is_one_line(cli):
     result = cli.run("status", "--config", script="accre-pipeline")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].endswith("option --config needs a value")
+
+
+STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z accre-pipeline: ")
+
+
+def test_the_shippers_plain_log_lines_carry_a_timestamp(cli):
+    cli.write_config(f'[spool]\npath = "{cli.tmp / "spool.db"}"\n')
+    result = cli.run("ship", script="accre-pipeline")  # nothing to ship: it says so and stops
+    lines = result.stderr.strip().splitlines()
+    assert lines, result
+    assert all(STAMP.match(line) for line in lines), result.stderr
 
 
 def test_an_abbreviated_config_option_is_the_config_too(cli):
