@@ -101,7 +101,7 @@ def run_check(config: Any, line: Any) -> int:
     except Exception as exc:  # the check's module failed to import: report it as the check's result
         result = exception_result(exc)
     if func is None and result is None:
-        raise UserError(f"unknown check {line.check!r}; run `accre-monitor -h` for the list")
+        raise UserError(unknown_check(line.check, config))
     if line.help:
         return print_check_help(name, func)
     options = build_payload(line.globals.get("options"), line.check_args)
@@ -186,8 +186,20 @@ def print_overview(config: Any) -> int:
 
 
 def print_check_help(name: str, func: Any) -> int:
-    import inspect
+    from accre_monitor.check_options import help_text
 
-    doc = inspect.cleandoc(func.__doc__ or "(no description)") if func else "(not importable)"
-    sys.stdout.write(f"usage: accre-monitor [OPTIONS] {name} [--key value ...]\n\n{doc}\n")
+    sys.stdout.write(help_text(name, func))
     return 0
+
+
+def unknown_check(given: str, config: Any) -> str:
+    """`unknown check 'disk_usag'; did you mean disk_usage?`, or where to find the list."""
+    import difflib
+
+    from accre_monitor.discovery import check_names
+
+    names = check_names(config.check_modules, config.auditor)
+    near = difflib.get_close_matches(given.replace("-", "_"), names, n=3, cutoff=0.6)
+    if not near:
+        return f"unknown check {given!r}; run `accre-monitor -h` for the list"
+    return f"unknown check {given!r}; did you mean {' or '.join(near)}?"

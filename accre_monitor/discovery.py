@@ -81,19 +81,37 @@ def defines_check(source: bytes, name: str) -> bool:
     """Whether `source` has `def name(` right under a `@...monitor_command` decorator.
 
     A plain byte search: cheaper than a regex (or `ast`) on every run, and exact enough,
-    since a miss only costs the fallback import of unreadable modules.
+    since a miss only costs the fallback import of the modules that mention the name.
+    A decorator's arguments may span lines (`@monitor_command(\n options=[...],\n)`).
     """
     needle = b"def " + name.encode() + b"("
     start = source.find(needle)
     while start != -1:
         line_start = source.rfind(b"\n", 0, start) + 1
-        if source[line_start:start].strip(b" \t") in (b"", b"async "):
-            above = source[:line_start].rstrip(b"\n").split(b"\n")
-            while above and above[-1].lstrip().startswith(b"@"):
-                decorator = above.pop().strip()
-                if decorator.split(b"(")[0].endswith(b"monitor_command"):
-                    return True
+        if source[line_start:start].strip(b" \t") in (b"", b"async ") and _decorated(
+            source[:line_start].rstrip(b"\n").split(b"\n")
+        ):
+            return True
         start = source.find(needle, start + 1)
+    return False
+
+
+def _decorated(above: list[bytes]) -> bool:
+    """Whether the decorators ending at the last of these lines include `monitor_command`.
+
+    Read upwards; lines inside a decorator's brackets are skipped by counting brackets.
+    """
+    depth = 0
+    while above:
+        line = above.pop().strip()
+        depth += sum(line.count(c) for c in (b")", b"]", b"}"))
+        depth -= sum(line.count(c) for c in (b"(", b"[", b"{"))
+        if depth > 0:
+            continue
+        if depth < 0 or not line.startswith(b"@"):
+            return False
+        if line[1:].split(b"(")[0].strip().endswith(b"monitor_command"):
+            return True
     return False
 
 
@@ -138,7 +156,8 @@ def find_check(name: str, config_modules: list[str], auditor: bool = False) -> C
     name = canonical(name)
     if is_auditor(name) and not auditor:
         return None
-    unreadable: list[str] = []
+    unreadable: list[str] = []  # and those the scan may have misread: imported last
+    needle = b"def " + name.encode() + b"("
     for with_entry_points in (False, True):
         roots = candidate_modules(config_modules, with_entry_points)
         if with_entry_points:
@@ -152,12 +171,30 @@ def find_check(name: str, config_modules: list[str], auditor: bool = False) -> C
                     import_module(module_name)
                     if name in REGISTRY:
                         return REGISTRY[name]
+                elif needle in source and b"monitor_command" in source:
+                    unreadable.append(module_name)  # a use of the decorator the scan missed
         for module_name in unreadable:
             import_module(module_name)
             if name in REGISTRY:
                 return REGISTRY[name]
         unreadable.clear()
     return None
+
+
+def check_names(config_modules: list[str], auditor: bool = False) -> list[str]:
+    """The name of every check, from the modules' sources: nothing is imported (for the
+    suggestions after a mistyped name, where a site's modules must not run)."""
+    names = set(REGISTRY)
+    try:
+        roots = list(candidate_modules(config_modules, with_entry_points=True))
+    except Exception:  # a broken distribution's metadata: the others still count
+        roots = list(candidate_modules(config_modules, with_entry_points=False))
+    for root in roots:
+        try:
+            names.update(*(declared_checks(path) or () for _, path in module_files(root)))
+        except UserError:
+            continue
+    return sorted(name for name in names if auditor or not is_auditor(name))
 
 
 def all_checks(

@@ -2,7 +2,8 @@
 
 structlog costs more to import than a whole check run, so it is only loaded when
 something is actually logged: a healthy run with stdout outputs never pays for it.
-Set `ACCRE_MONITOR_LOG_FORMAT=json` for one JSON object per line.
+Set `ACCRE_MONITOR_LOG_FORMAT=json` for one JSON object per line (with its `timestamp`).
+A daemon calls `with_timestamps()` to start its plain-text lines with the time as well.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 _logger: Any = None
+_timestamps = False
 _PROGRAM = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
 if not _PROGRAM.startswith("accre-"):
     _PROGRAM = "accre-monitor"
@@ -31,11 +33,22 @@ class _Stderr:
 
 
 def _render_line(_logger: Any, method: str, event_dict: dict[str, Any]) -> str:
-    """One readable line: `accre-monitor: warning: message key=value ...`."""
+    """One readable line: `accre-monitor: warning: message (key='value' ...)`, after the time
+    (`2025-04-17T10:00:00.123456Z accre-pipeline: ...`) when timestamps are on."""
+    stamp = event_dict.pop("timestamp", None)
     event = event_dict.pop("event", "")
     level = event_dict.pop("level", method)
     extra = " ".join(f"{key}={value!r}" for key, value in event_dict.items())
-    return f"{_PROGRAM}: {level}: {event}" + (f" ({extra})" if extra else "")
+    line = f"{_PROGRAM}: {level}: {event}" + (f" ({extra})" if extra else "")
+    return f"{stamp} {line}" if stamp else line
+
+
+def with_timestamps() -> None:
+    """Start every plain-text line with its time, in UTC (ISO 8601), as JSON lines do: for
+    daemons, whose lines are read long after. Nothing is imported until something is logged."""
+    global _timestamps, _logger
+    _timestamps = True
+    _logger = None  # configured again, with the time stamper, on the next line
 
 
 def configure(fmt: str | None = None) -> Any:
@@ -52,6 +65,8 @@ def configure(fmt: str | None = None) -> Any:
             structlog.processors.JSONRenderer(),
         ]
     else:
+        if _timestamps:
+            processors.append(structlog.processors.TimeStamper(fmt="iso", utc=True))
         processors.append(_render_line)
     structlog.configure(
         processors=processors,

@@ -76,27 +76,45 @@ def parse_json_options(text: str) -> dict[str, Any]:
     return value
 
 
+# The short options every Nagios plugin takes (`check_load -w 5,5,5 -c 10,10,10`).
+SHORT_OPTIONS = {"-w": "warning", "-c": "critical"}
+
+
 def parse_check_args(args: list[str]) -> dict[str, Any]:
-    """`--key value`, `--key=value` and bare `--flag` (None) pairs; dashes in keys become `_`."""
+    """`--key value`, `--key=value` and bare `--flag` (None) pairs; dashes in keys become `_`.
+
+    `-w` and `-c` are `--warning` and `--critical` (`-w 5`, `-w5`). An option followed by
+    another option has no value (None): `--warning --critical 30` gives warning None, which
+    a check declaring `warning` refuses.
+    """
     options: dict[str, Any] = {}
     index = 0
     while index < len(args):
         arg = args[index]
-        if not arg.startswith("--") or arg == "--":
+        short = SHORT_OPTIONS.get(arg[:2])
+        if short is not None:
+            key, has_value, value = short, len(arg) > 2, arg[2:]
+        elif not arg.startswith("--") or arg == "--":
             raise UserError(f"unexpected argument {arg!r}: check options are --key value pairs")
-        key, has_value, value = arg[2:].partition("=")
-        if not key:
-            raise UserError(f"empty option name in {arg!r}")
-        key = key.replace("-", "_")
+        else:
+            key, has_value, value = arg[2:].partition("=")
+            if not key:
+                raise UserError(f"empty option name in {arg!r}")
+            key = key.replace("-", "_")
         if has_value:
             options[key] = interpret_string_value(value)
-        elif index + 1 < len(args) and not args[index + 1].startswith("--"):
+        elif index + 1 < len(args) and not is_option(args[index + 1]):
             index += 1
             options[key] = interpret_string_value(args[index])
         else:
             options[key] = None
         index += 1
     return options
+
+
+def is_option(arg: str) -> bool:
+    """Whether a check argument names an option rather than giving a value (`-5` is a value)."""
+    return arg.startswith("--") or arg[:2] in SHORT_OPTIONS
 
 
 def build_payload(options_json: str | None, check_args: list[str]) -> dict[str, Any]:

@@ -2,35 +2,38 @@
 
 import os
 
-from accre_monitor import Range, monitor_command
+from accre_monitor import Option, Range, monitor_command
 from accre_monitor.status import OK, UNKNOWN, worst
 
-from ._options import (
-    OptionError,
-    Threshold,
-    bad_options,
-    check_known,
-    fmt_bytes,
-    fmt_percent,
-    level,
-    strings,
-    threshold,
-)
-
-_OPTIONS = ("mounts", "warning", "critical", "inode_warning", "inode_critical")
+from ._format import fmt_bytes, fmt_percent, level
 
 
-@monitor_command
+def _percent(name: str, default: int, help: str) -> Option:
+    return Option(
+        name, Range.alert_at_or_above, default, help, metavar="PCT", minimum=0, maximum=100
+    )
+
+
+OPTIONS = [
+    Option(
+        "mounts",
+        list,
+        "/",
+        "mount points to check, comma-separated. Any existing path works: the file system "
+        "holding it is measured.",
+        metavar="PATHS",
+    ),
+    _percent("warning", 80, "WARNING when space used reaches PCT percent"),
+    _percent("critical", 90, "CRITICAL when space used reaches PCT percent"),
+    _percent("inode_warning", 80, "WARNING when inodes used reach PCT percent"),
+    _percent("inode_critical", 90, "CRITICAL when inodes used reach PCT percent"),
+]
+THRESHOLDS = ("warning", "critical", "inode_warning", "inode_critical")
+
+
+@monitor_command(label="DISK", options=OPTIONS)
 def disk_usage(opts: dict) -> tuple:
     """Percent of space and of inodes used on each mount point (os.statvfs).
-
-    Options:
-      --mounts PATHS        mount points to check, comma-separated (default: /). Any
-                            existing path works: the file system holding it is measured.
-      --warning PCT         WARNING when space used reaches PCT percent (default 80)
-      --critical PCT        CRITICAL when space used reaches PCT percent (default 90)
-      --inode_warning PCT   WARNING when inodes used reach PCT percent (default 80)
-      --inode_critical PCT  CRITICAL when inodes used reach PCT percent (default 90)
 
     A threshold is a percentage from 0 to 100, compared with >= (so 0 always fires and
     100 fires only on a full file system), or a Nagios range: `A:B` alerts outside A to
@@ -51,15 +54,8 @@ def disk_usage(opts: dict) -> tuple:
     Performance data: per mount (labelled mounts.MOUNT.FIELD) the percentages with
     their thresholds, the sizes in bytes and the inode counts.
     """
-    try:
-        opts = check_known(opts, _OPTIONS)
-        mounts = strings(opts, "mounts") or ["/"]
-        thresholds = {
-            key: threshold(opts, key, default, Range.alert_at_or_above, minimum=0, maximum=100)
-            for key, default in _DEFAULTS.items()
-        }
-    except OptionError as err:
-        return bad_options("DISK", err)
+    mounts = opts["mounts"] or ["/"]
+    thresholds = {key: opts[key] for key in THRESHOLDS}
 
     results = [_measure(mount, thresholds) for mount in mounts]
     status = worst(*(entry["status"] for entry in results))
@@ -69,10 +65,7 @@ def disk_usage(opts: dict) -> tuple:
     return status, data, short, long, _perf(thresholds)
 
 
-_DEFAULTS = {"warning": 80, "critical": 90, "inode_warning": 80, "inode_critical": 90}
-
-
-def _perf(thresholds: dict[str, Threshold]) -> dict:
+def _perf(thresholds: dict[str, Range]) -> dict:
     """Performance data hints: units, and the thresholds on the two percentages."""
     percent = {"uom": "%", "min": 0, "max": 100}
     size = {"uom": "B", "min": 0}

@@ -3,31 +3,40 @@
 import os
 import time
 
-from accre_monitor import Range, monitor_command
-from accre_monitor.status import CRITICAL, OK, UNKNOWN, WARNING
-
-from ._options import (
-    OptionError,
-    bad_options,
-    check_known,
-    status_option,
-    text,
-    threshold,
-)
-
-_OPTIONS = ("path", "warning", "critical", "missing")
+from accre_monitor import Option, Range, monitor_command
+from accre_monitor.status import CRITICAL, OK, UNKNOWN, WARNING, normalize_status
 
 
-@monitor_command
+def _status(value) -> str:
+    """A status name (OK, WARNING, CRITICAL, UNKNOWN), case-insensitive."""
+    try:
+        return normalize_status(value)
+    except ValueError:
+        raise ValueError(f"must be OK, WARNING, CRITICAL or UNKNOWN, not {value!r}") from None
+
+
+def _seconds(name: str, default: int, level: str) -> Option:
+    help_line = f"{level} when the file is older than SECS seconds"
+    return Option(name, Range.alert_above, default, help_line, metavar="SECS", minimum=0)
+
+
+OPTIONS = [
+    Option("path", str, help="the file to check (symlinks are followed)", required=True),
+    _seconds("warning", 300, "WARNING"),
+    _seconds("critical", 900, "CRITICAL"),
+    Option(
+        "missing",
+        _status,
+        "CRITICAL",
+        "the status when the file does not exist: OK, WARNING, CRITICAL or UNKNOWN",
+        metavar="STATUS",
+    ),
+]
+
+
+@monitor_command(label="FILE_AGE", options=OPTIONS)
 def file_age(opts: dict) -> tuple:
     """Age of a file (a heartbeat another job touches) from its modification time.
-
-    Options:
-      --path PATH        the file to check (required; symlinks are followed)
-      --warning SECS     WARNING when the file is older than SECS seconds (default 300)
-      --critical SECS    CRITICAL when the file is older than SECS seconds (default 900)
-      --missing STATUS   the status when the file does not exist: OK, WARNING, CRITICAL
-                         or UNKNOWN (default CRITICAL)
 
     The age is now minus the modification time; "older than" is strict (>). A
     modification time in the future gives a negative age, which is OK and said so.
@@ -43,14 +52,8 @@ def file_age(opts: dict) -> tuple:
     (as given)}; age_seconds and mtime are null when the file is missing. Performance
     data: age_seconds, with its thresholds.
     """
-    try:
-        opts = check_known(opts, _OPTIONS)
-        path = text(opts, "path", required=True)
-        warning = threshold(opts, "warning", 300, Range.alert_above, minimum=0)
-        critical = threshold(opts, "critical", 900, Range.alert_above, minimum=0)
-        missing = status_option(opts, "missing", CRITICAL)
-    except OptionError as err:
-        return bad_options("FILE_AGE", err)
+    path, warning, critical = opts["path"], opts["warning"], opts["critical"]
+    missing = opts["missing"]
 
     data = {
         "path": path,

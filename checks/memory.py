@@ -1,20 +1,30 @@
 """Memory and swap checks."""
 
-from accre_monitor import Range, monitor_command
+from accre_monitor import Option, Range, monitor_command
 from accre_monitor.status import OK, UNKNOWN, worst
 
-from ._options import (
-    OptionError,
-    Threshold,
-    bad_options,
-    check_known,
-    fmt_bytes,
-    fmt_percent,
-    level,
-    threshold,
-)
+from ._format import fmt_bytes, fmt_percent, level
 
-_OPTIONS = ("warning", "critical", "swap_warning", "swap_critical")
+
+def _percent(name: str, meaning, default: int, help: str) -> Option:
+    return Option(name, meaning, default, help, metavar="PCT", minimum=0, maximum=100)
+
+
+OPTIONS = [
+    _percent(
+        "warning", Range.alert_below, 10, "WARNING when available memory falls below PCT percent"
+    ),
+    _percent(
+        "critical", Range.alert_below, 5, "CRITICAL when available memory falls below PCT percent"
+    ),
+    _percent(
+        "swap_warning", Range.alert_at_or_above, 50, "WARNING when swap used reaches PCT percent"
+    ),
+    _percent(
+        "swap_critical", Range.alert_at_or_above, 80, "CRITICAL when swap used reaches PCT percent"
+    ),
+]
+THRESHOLDS = ("warning", "critical", "swap_warning", "swap_critical")
 
 # /proc/meminfo is read directly rather than through psutil: psutil.virtual_memory() parses
 # the very same file, but importing psutil costs more than the whole check, which runs on
@@ -22,15 +32,9 @@ _OPTIONS = ("warning", "critical", "swap_warning", "swap_critical")
 MEMINFO = "/proc/meminfo"
 
 
-@monitor_command
+@monitor_command(label="MEMORY", options=OPTIONS)
 def memory(opts: dict) -> tuple:
     """Percent of memory available, and percent of swap used (/proc/meminfo).
-
-    Options:
-      --warning PCT        WARNING when available memory falls below PCT percent (default 10)
-      --critical PCT       CRITICAL when available memory falls below PCT percent (default 5)
-      --swap_warning PCT   WARNING when swap used reaches PCT percent (default 50)
-      --swap_critical PCT  CRITICAL when swap used reaches PCT percent (default 80)
 
     Thresholds are percentages from 0 to 100. Available memory is the kernel's
     MemAvailable (what can be allocated without swapping: free memory plus reclaimable
@@ -50,14 +54,7 @@ def memory(opts: dict) -> tuple:
     "swap_free_bytes", "swap_used_percent" (null without swap), "thresholds" (as
     given)}. Performance data: the same numbers, percentages with their thresholds.
     """
-    try:
-        opts = check_known(opts, _OPTIONS)
-        thresholds = {
-            key: threshold(opts, key, default, plain, minimum=0, maximum=100)
-            for key, (default, plain) in _THRESHOLDS.items()
-        }
-    except OptionError as err:
-        return bad_options("MEMORY", err)
+    thresholds = {key: opts[key] for key in THRESHOLDS}
 
     try:
         info = read_meminfo()
@@ -108,16 +105,7 @@ def memory(opts: dict) -> tuple:
     return status, data, short, long, _perf(thresholds)
 
 
-# option -> (default, the Range a plain number means): memory alerts below, swap from.
-_THRESHOLDS = {
-    "warning": (10, Range.alert_below),
-    "critical": (5, Range.alert_below),
-    "swap_warning": (50, Range.alert_at_or_above),
-    "swap_critical": (80, Range.alert_at_or_above),
-}
-
-
-def _perf(thresholds: dict[str, Threshold]) -> dict:
+def _perf(thresholds: dict[str, Range]) -> dict:
     """Performance data hints: units, and the thresholds on the two percentages."""
     size = {"uom": "B", "min": 0}
     return {

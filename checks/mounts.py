@@ -3,36 +3,69 @@
 import os
 import re
 
-from accre_monitor import monitor_command
+from accre_monitor import Option, OptionError, monitor_command
 from accre_monitor.status import CRITICAL, OK, UNKNOWN, worst
-
-from ._options import (
-    OptionError,
-    as_list,
-    bad_options,
-    check_known,
-)
-
-_OPTIONS = ("require",)
 
 MOUNTS_FILE = "/proc/self/mounts"
 _OCTAL_ESCAPE = re.compile(rb"\\([0-3][0-7]{2})")
 
 
-@monitor_command
+def parse_requirements(value) -> list[tuple[str, list[str]]]:
+    """[(mount point, allowed types)] from the `require` option (see the check's docstring)."""
+    pairs: list[tuple[str, object]] = []
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    else:
+        for item in value if isinstance(value, list) else [value]:
+            if not isinstance(item, str) or not item:
+                raise OptionError(
+                    f"option require: each entry must be MOUNTPOINT[:FSTYPE], not {item!r}"
+                )
+            mount, sep, fstypes = item.rpartition(":")
+            pairs.append((mount, fstypes) if sep else (item, None))
+    requirements = []
+    for mount, fstypes in pairs:
+        if not isinstance(mount, str) or not mount.startswith("/"):
+            raise OptionError(
+                f"option require: mount point must be an absolute path, not {mount!r}"
+            )
+        if fstypes is None or fstypes == "":
+            allowed = []
+        elif isinstance(fstypes, str):
+            allowed = fstypes.split("|")
+        elif isinstance(fstypes, list) and all(isinstance(t, str) for t in fstypes):
+            allowed = list(fstypes)
+        else:
+            raise OptionError(
+                f"option require: file system type for {mount} must be a string, not {fstypes!r}"
+            )
+        allowed = [fstype.strip() for fstype in allowed if fstype.strip()]
+        requirements.append((os.path.normpath(mount), allowed))
+    if not requirements:
+        raise OptionError("option require is empty")
+    return requirements
+
+
+OPTIONS = [
+    Option(
+        "require",
+        parse_requirements,
+        help="the mount points to require, comma-separated; each is MOUNTPOINT (any file "
+        "system type) or MOUNTPOINT:FSTYPE, where FSTYPE may list alternatives with `|`: "
+        "`/home:nfs|nfs4`. Example: --require '/:ext4,/home:nfs|nfs4,/scratch:gpfs' (quote "
+        "`|` in a shell). A mount point that holds a colon needs a trailing colon: "
+        "`/odd:name:` (any type). As JSON (--options), `require` may also be an object "
+        '{"/scratch": "gpfs", "/home": ["nfs", "nfs4"], "/tmp": null} (null or "" for any '
+        "type), or a list of the strings above.",
+        required=True,
+        metavar="SPECS",
+    )
+]
+
+
+@monitor_command(label="MOUNTS", options=OPTIONS)
 def mounts(opts: dict) -> tuple:
     """Required mount points are mounted, with the expected file system type.
-
-    Options:
-      --require SPECS   the mount points to require (required), comma-separated; each
-                        is MOUNTPOINT (any file system type) or MOUNTPOINT:FSTYPE, where
-                        FSTYPE may list alternatives with `|`: `/home:nfs|nfs4`.
-                        Example: --require '/:ext4,/home:nfs|nfs4,/scratch:gpfs'
-                        (quote `|` in a shell). A mount point that holds a colon
-                        needs a trailing colon: `/odd:name:` (any type).
-                        As JSON (--options), `require` may also be an object
-                        {"/scratch": "gpfs", "/home": ["nfs", "nfs4"], "/tmp": null}
-                        (null or "" for any type), or a list of the strings above.
 
     The mount table is read from /proc/self/mounts, whose octal escapes (\\040 for a
     space, \\011, \\012, \\134) are decoded. Nothing is stat'ed, so a hung NFS mount
@@ -47,11 +80,7 @@ def mounts(opts: dict) -> tuple:
     Data: {"mounts": [{"mount", "status", "expected" (list of types, empty = any),
     "fstype" (null when missing), "device", "options"}]}.
     """
-    try:
-        opts = check_known(opts, _OPTIONS)
-        required = parse_requirements(opts.get("require"))
-    except OptionError as err:
-        return bad_options("MOUNTS", err)
+    required = opts["require"]
 
     try:
         table = read_mounts()
@@ -105,44 +134,6 @@ def _describe(entry: dict) -> str:
     if entry["fstype"] is None:
         return f"{entry['mount']} missing"
     return f"{entry['mount']} is {entry['fstype']}, expected {' or '.join(entry['expected'])}"
-
-
-def parse_requirements(value) -> list[tuple[str, list[str]]]:
-    """[(mount point, allowed types)] from the `require` option (see the check's docstring)."""
-    if value is None:
-        raise OptionError("option require is required (e.g. --require /:ext4,/home)")
-    pairs: list[tuple[str, object]] = []
-    if isinstance(value, dict):
-        pairs = list(value.items())
-    else:
-        for item in as_list(value):
-            if not isinstance(item, str) or not item:
-                raise OptionError(
-                    f"option require: each entry must be MOUNTPOINT[:FSTYPE], not {item!r}"
-                )
-            mount, sep, fstypes = item.rpartition(":")
-            pairs.append((mount, fstypes) if sep else (item, None))
-    requirements = []
-    for mount, fstypes in pairs:
-        if not isinstance(mount, str) or not mount.startswith("/"):
-            raise OptionError(
-                f"option require: mount point must be an absolute path, not {mount!r}"
-            )
-        if fstypes is None or fstypes == "":
-            allowed = []
-        elif isinstance(fstypes, str):
-            allowed = fstypes.split("|")
-        elif isinstance(fstypes, list) and all(isinstance(t, str) for t in fstypes):
-            allowed = list(fstypes)
-        else:
-            raise OptionError(
-                f"option require: file system type for {mount} must be a string, not {fstypes!r}"
-            )
-        allowed = [fstype.strip() for fstype in allowed if fstype.strip()]
-        requirements.append((os.path.normpath(mount), allowed))
-    if not requirements:
-        raise OptionError("option require is empty")
-    return requirements
 
 
 def unescape(field: bytes) -> str:

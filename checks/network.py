@@ -2,34 +2,37 @@
 
 import time
 
-from accre_monitor import Range, monitor_command
+from accre_monitor import Option, OptionError, Range, monitor_command
 from accre_monitor.range import format_number
 from accre_monitor.status import CRITICAL, OK, UNKNOWN, WARNING
 
-from ._options import (
-    OptionError,
-    bad_options,
-    check_known,
-    number,
-    text,
-    threshold,
-)
 
-_OPTIONS = ("host", "port", "timeout", "warning", "critical")
+def _seconds(name: str, level: str, unset: str) -> Option:
+    help_line = f"{level} when connecting takes longer than SECS seconds (default: unset{unset})"
+    return Option(name, Range.alert_above, None, help_line, metavar="SECS", minimum=0)
 
 
-@monitor_command
+OPTIONS = [
+    Option(
+        "port", int, help="the TCP port", required=True, metavar="PORT", minimum=1, maximum=65535
+    ),
+    Option("host", str, "127.0.0.1", "host name or address, IPv4 or IPv6", metavar="HOST"),
+    Option(
+        "timeout",
+        float,
+        5,
+        "give up connecting after SECS seconds (must be > 0)",
+        metavar="SECS",
+        minimum=0,
+    ),
+    _seconds("warning", "WARNING", ", no WARNING"),
+    _seconds("critical", "CRITICAL", "; the timeout is CRITICAL in any case"),
+]
+
+
+@monitor_command(label="TCP", options=OPTIONS)
 def tcp_port(opts: dict) -> tuple:
     """Whether a TCP port accepts connections, and how fast.
-
-    Options:
-      --port PORT       the TCP port, 1 to 65535 (required)
-      --host HOST       host name or address, IPv4 or IPv6 (default 127.0.0.1)
-      --timeout SECS    give up connecting after SECS seconds (default 5, must be > 0)
-      --warning SECS    WARNING when connecting takes longer than SECS seconds
-                        (default: unset, no WARNING)
-      --critical SECS   CRITICAL when connecting takes longer than SECS seconds
-                        (default: unset; the timeout is CRITICAL in any case)
 
     A threshold may also be a Nagios range of seconds: `A:B` alerts outside A to B
     (bounds included), `A:` below A, `~:B` above B (the same as B), `@A:B` from A to B.
@@ -48,17 +51,10 @@ def tcp_port(opts: dict) -> tuple:
     "critical" (as given)}, plus "error" on failure. Performance data: connect_seconds,
     with its thresholds (none when the connection failed).
     """
-    try:
-        opts = check_known(opts, _OPTIONS)
-        port = number(opts, "port", required=True, minimum=1, maximum=65535, integer=True)
-        host = text(opts, "host", "127.0.0.1")
-        timeout = number(opts, "timeout", 5, minimum=0)
-        warning = threshold(opts, "warning", None, Range.alert_above, minimum=0)
-        critical = threshold(opts, "critical", None, Range.alert_above, minimum=0)
-        if timeout == 0:
-            raise OptionError("option timeout must be a number > 0, not 0")
-    except OptionError as err:
-        return bad_options("TCP", err)
+    port, host, timeout = opts["port"], opts["host"], opts["timeout"]
+    warning, critical = opts["warning"], opts["critical"]
+    if timeout == 0:
+        raise OptionError("option timeout must be a number > 0, not 0")
 
     import socket
 

@@ -1,22 +1,31 @@
 """Checks on accre-monitor's own shipping of results."""
 
-from accre_monitor import monitor_command, run_config
+from accre_monitor import Option, monitor_command, run_config
 from accre_monitor.status import CRITICAL, OK, WARNING, worst
 
-from ._options import OptionError, bad_options, check_known, number, text
 
-_OPTIONS = (
-    "backlog_warning",
-    "backlog_critical",
-    "age_warning",
-    "age_critical",
-    "dead_warning",
-    "dead_critical",
-    "config",
-)
+def _limit(name: str, default: int | None, minimum: int, help: str, metavar: str = "N") -> Option:
+    return Option(name, float, default, help, metavar=metavar, minimum=minimum)
 
 
-@monitor_command
+OPTIONS = [
+    _limit("backlog_warning", 100, 1, "WARNING when an output has N or more spooled records"),
+    _limit("backlog_critical", 1000, 1, "CRITICAL at N or more"),
+    _limit(
+        "age_warning",
+        900,
+        0,
+        "WARNING when an output's oldest spooled record is SECS seconds old or older",
+        "SECS",
+    ),
+    _limit("age_critical", 3600, 0, "CRITICAL at SECS or older", "SECS"),
+    _limit("dead_warning", 1, 1, "WARNING when there are N or more dead letters"),
+    _limit("dead_critical", None, 1, "CRITICAL at N or more dead letters (default: never)"),
+    Option("config", str, help="read this config file instead of the run's", metavar="PATH"),
+]
+
+
+@monitor_command(label="SPOOL", options=OPTIONS)
 def spool_health(opts: dict) -> tuple:
     """Shipping of results: the spool's backlog, and every delivery setting of the config.
 
@@ -27,16 +36,6 @@ def spool_health(opts: dict) -> tuple:
     PATH spool_health` looks at PATH) and the spool it names (`[spool] path`); every output
     the config defines is checked, whatever `--outputs` a run names.
 
-    Options:
-      --backlog_warning N   WARNING when an output has N or more spooled records (default 100)
-      --backlog_critical N  CRITICAL at N or more (default 1000)
-      --age_warning SECS    WARNING when an output's oldest spooled record is SECS seconds
-                            old or older (default 900)
-      --age_critical SECS   CRITICAL at SECS or older (default 3600)
-      --dead_warning N      WARNING when there are N or more dead letters (default 1)
-      --dead_critical N     CRITICAL at N or more dead letters (default: never)
-      --config PATH         read this config file instead of the run's
-
     Status: CRITICAL for a delivery setting that is wrong, a spool that cannot be read, or a
     corrupt spool file set aside (delete it once inspected to clear the alert); otherwise the
     worst over all outputs; OK when nothing is spooled (or no spool exists).
@@ -44,25 +43,11 @@ def spool_health(opts: dict) -> tuple:
     "dead_letters", "expired", "status"}}, "dropped": records dropped at the size cap so far,
     "problems": [...], "set_aside": [...]}.
     """
-    try:
-        opts = check_known(opts, _OPTIONS)
-        limits = {
-            "backlog": (
-                number(opts, "backlog_warning", 100, minimum=1),
-                number(opts, "backlog_critical", 1000, minimum=1),
-            ),
-            "age": (
-                number(opts, "age_warning", 900, minimum=0),
-                number(opts, "age_critical", 3600, minimum=0),
-            ),
-            "dead": (
-                number(opts, "dead_warning", 1, minimum=1),
-                number(opts, "dead_critical", None, minimum=1),
-            ),
-        }
-        config_path = text(opts, "config")
-    except OptionError as exc:
-        return bad_options("SPOOL", exc)
+    limits = {
+        kind: (opts[f"{kind}_warning"], opts[f"{kind}_critical"])
+        for kind in ("backlog", "age", "dead")
+    }
+    config_path = opts["config"]
 
     from accre_monitor.config import load_config
     from accre_monitor.pipeline.report import read_spool

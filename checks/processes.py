@@ -1,44 +1,64 @@
 """Process checks."""
 
-from accre_monitor import Range, monitor_command
+from accre_monitor import Option, OptionError, Range, monitor_command
 from accre_monitor.range import format_number
 from accre_monitor.status import CRITICAL, OK, WARNING
 
-from ._options import (
-    OptionError,
-    bad_options,
-    check_known,
-    number,
-    strings,
-    threshold,
-)
 
-_OPTIONS = ("name", "cmdline", "min", "min_warning", "max", "warning", "critical")
+def _count(name: str, help: str) -> Option:
+    return Option(name, int, None, help, metavar="N", minimum=0)
+
+
+OPTIONS = [
+    Option(
+        "name",
+        list,
+        help="process name, matched exactly (psutil's name: the kernel's comm, completed from "
+        "the command line when comm was truncated to 15 characters). Several names, "
+        "comma-separated: any of them.",
+        metavar="NAMES",
+    ),
+    Option(
+        "cmdline",
+        list,
+        help="substring of the full command line (arguments joined by spaces). Several, "
+        "comma-separated: any of them. A substring that holds a comma must be given as JSON "
+        "with --options.",
+        metavar="TEXTS",
+    ),
+    _count(
+        "min",
+        "CRITICAL when fewer than N processes match (default 1, or 0 with --max 0, "
+        "which checks that something is NOT running)",
+    ),
+    _count("min_warning", "WARNING when fewer than N match but at least min"),
+    _count("max", "WARNING when more than N processes match"),
+    Option(
+        "critical",
+        Range,
+        help="instead of min: CRITICAL when the count crosses a Nagios range",
+        minimum=0,
+    ),
+    Option(
+        "warning",
+        Range,
+        help="instead of min_warning and max: WARNING when the count crosses one. `A:B` "
+        "alerts outside A to B (bounds included), `A:` below A, `~:B` or a plain B above B, "
+        "`@A:B` from A to B, as in check_procs: `--warning 1:1 --critical 1:` is "
+        "`--min 1 --max 1`.",
+        minimum=0,
+    ),
+]
 
 # At most this many matching pids go in the data (a fork bomb must not make a huge record).
 MAX_PIDS = 100
 
 
-@monitor_command
+@monitor_command(label="PROCS", options=OPTIONS)
 def processes(opts: dict) -> tuple:
     """Number of processes with a given name or command line, within bounds.
 
-    Options (at least one of name and cmdline is required):
-      --name NAMES        process name, matched exactly (psutil's name: the kernel's comm,
-                          completed from the command line when comm was truncated to 15
-                          characters). Several names, comma-separated: any of them.
-      --cmdline TEXTS     substring of the full command line (arguments joined by spaces).
-                          Several, comma-separated: any of them. A substring that holds a
-                          comma must be given as JSON with --options.
-      --min N             CRITICAL when fewer than N processes match (default 1, or 0
-                          with --max 0, which checks that something is NOT running)
-      --min_warning N     WARNING when fewer than N match but at least min (default: unset)
-      --max N             WARNING when more than N processes match (default: unset)
-      --critical RANGE    instead of min: CRITICAL when the count crosses a Nagios range
-      --warning RANGE     instead of min_warning and max: WARNING when it crosses one.
-                          `A:B` alerts outside A to B (bounds included), `A:` below A,
-                          `~:B` or a plain B above B, `@A:B` from A to B, as in
-                          check_procs: `--warning 1:1 --critical 1:` is `--min 1 --max 1`.
+    At least one of name and cmdline is required.
 
     With both name and cmdline, a process must match both. The check's own processes
     are never counted: the one running the check, and the nearest ancestors that
@@ -56,30 +76,24 @@ def processes(opts: dict) -> tuple:
     Data: {"count", "pids" (first 100, sorted), "name", "cmdline", "min", "min_warning",
     "max", "warning", "critical"}. Performance data: count, with its thresholds.
     """
-    try:
-        opts = check_known(opts, _OPTIONS)
-        names = strings(opts, "name")
-        cmdlines = strings(opts, "cmdline")
-        if not names and not cmdlines:
-            raise OptionError("option name or cmdline is required")
-        # A plain number N is check_procs' 0:N: more than N processes alert.
-        critical = threshold(opts, "critical", None, Range, minimum=0)
-        warning = threshold(opts, "warning", None, Range, minimum=0)
-        for level, replaced in (("critical", ("min",)), ("warning", ("min_warning", "max"))):
-            clash = [key for key in replaced if opts.get(key) is not None]
-            if opts.get(level) is not None and clash:
-                raise OptionError(f"option {level} replaces {' and '.join(clash)}; give one")
-        maximum = number(opts, "max", None, minimum=0, integer=True)
-        # `--max 0` alone means "must not run": the default min then cannot be 1.
-        minimum = None
-        if critical is None:
-            minimum = number(opts, "min", 1 if maximum != 0 else 0, minimum=0, integer=True)
-        min_warning = number(opts, "min_warning", None, minimum=0, integer=True)
-        for key, low in (("min", minimum), ("min_warning", min_warning)):
-            if maximum is not None and low is not None and low > maximum:
-                raise OptionError(f"option {key} ({low}) is above max ({maximum})")
-    except OptionError as err:
-        return bad_options("PROCS", err)
+    names, cmdlines = opts["name"] or [], opts["cmdline"] or []
+    if not names and not cmdlines:
+        raise OptionError("option name or cmdline is required")
+    # A plain number N is check_procs' 0:N: more than N processes alert.
+    critical, warning = opts["critical"], opts["warning"]
+    for level, replaced in (("critical", ("min",)), ("warning", ("min_warning", "max"))):
+        clash = [key for key in replaced if opts[key] is not None]
+        if opts[level] is not None and clash:
+            raise OptionError(f"option {level} replaces {' and '.join(clash)}; give one")
+    maximum = opts["max"]
+    # `--max 0` alone means "must not run": the default min then cannot be 1.
+    minimum = None
+    if critical is None:
+        minimum = opts["min"] if opts["min"] is not None else 1 if maximum != 0 else 0
+    min_warning = opts["min_warning"]
+    for key, low in (("min", minimum), ("min_warning", min_warning)):
+        if maximum is not None and low is not None and low > maximum:
+            raise OptionError(f"option {key} ({low}) is above max ({maximum})")
 
     import psutil
 

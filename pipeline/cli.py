@@ -6,12 +6,14 @@
     accre-pipeline [--config PATH] ship [--outputs NAME,...]
     accre-pipeline [--config PATH] topology
 
-The config is found as `accre-monitor` finds it. A problem with a delivery setting is
+The config is found as `accre-monitor` finds it (`--config PATH` may also follow the
+command). A problem with a delivery setting is
 reported in one line and the command goes on with the defaults.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from typing import Any, NoReturn
@@ -195,7 +197,7 @@ def replay(*, output: str | None = None, due: bool = False, all: bool = False) -
         sys.exit(1)
 
 
-@argh.arg("action", choices=["list", "retry", "purge"])
+@argh.arg("action", choices=["list", "retry", "purge"], help="what to do (default: list)")
 @argh.arg("--output", help="only this output")
 def dead_letters(action: str = "list", *, output: str | None = None) -> None:
     """List dead letters (records a store refused for good), retry them, or purge them."""
@@ -227,6 +229,7 @@ def ship(*, outputs: str | None = None) -> None:
     "rabbitmq", and from the local spool (records owed to stores or to the broker)."""
     from accre_monitor.pipeline.shipper import ship as run_shipper
 
+    log.with_timestamps()  # a daemon's log: each line says when
     names = [n.strip() for n in outputs.split(",") if n.strip()] if outputs else None
     sys.exit(run_shipper(_config(), names))
 
@@ -277,26 +280,60 @@ def topology() -> None:
 COMMANDS = [status, replay, dead_letters, ship, topology]
 
 
-def main(argv: list[str] | None = None) -> NoReturn:
-    """Entry point: `--config PATH` before the subcommand, as for accre-monitor."""
+def take_config(args: list[str]) -> list[str]:
+    """`args` without `--config PATH` (or `--config=PATH`), which may come before or after the
+    command; the path is kept for `_config`. A `--config` without a value exits 2."""
     global _config_path
+    rest = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            rest += args[index:]
+            break
+        key, has_value, value = arg.partition("=")
+        if not (len(key) > 2 and "--config".startswith(key)):  # argparse takes `--conf` too
+            rest.append(arg)
+            index += 1
+            continue
+        if not has_value:
+            if index + 1 >= len(args):
+                log.error("option --config needs a value")
+                sys.exit(2)
+            index += 1
+            value = args[index]
+        _config_path = value
+        index += 1
+    return rest
+
+
+def build_parser() -> argh.ArghParser:
+    """The parser: help shows a default only where the help text says it."""
+    parser = argh.ArghParser(
+        prog="accre-pipeline",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", metavar="PATH", help="config file (as for accre-monitor)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", help="config file (as for accre-monitor)")
+    parser.add_commands(
+        COMMANDS,
+        name_mapping_policy=argh.assembling.NameMappingPolicy.BY_NAME_IF_KWONLY,
+        func_kwargs={
+            "formatter_class": argparse.RawDescriptionHelpFormatter,
+            "parents": [common],
+        },
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Entry point: `--config PATH` before or after the command."""
     from accre_monitor.pipeline.spool import SpoolCorrupt
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0].startswith("--config"):
-        key, has_value, value = args.pop(0).partition("=")
-        if key == "--config":
-            if not has_value:
-                if not args:
-                    log.error("option --config needs a value")
-                    sys.exit(2)
-                value = args.pop(0)
-            _config_path = value
-    parser = argh.ArghParser(prog="accre-pipeline", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", help="config file (as for accre-monitor)")
-    parser.add_commands(
-        COMMANDS, name_mapping_policy=argh.assembling.NameMappingPolicy.BY_NAME_IF_KWONLY
-    )
+    args = take_config(list(sys.argv[1:] if argv is None else argv))
+    parser = build_parser()
     if not args:
         parser.print_usage(sys.stderr)
         sys.stderr.write("accre-pipeline: error: a command is required\n")

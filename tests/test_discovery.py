@@ -77,7 +77,6 @@ def test_a_module_without_readable_source_is_imported_as_a_last_resort(site):
         "from accre_monitor import monitor_command\n"
         "def hidden_check(opts):\n    return 'OK', 1\nmonitor_command(hidden_check)\n",
     )
-    assert find_check("hidden_check", ["sitechecks"]) is None  # source scan misses it...
     (site / "dyn.py").rename(site / "dyn_tmp.py")
     import py_compile
 
@@ -87,6 +86,33 @@ def test_a_module_without_readable_source_is_imported_as_a_last_resort(site):
 
     importlib.invalidate_caches()
     assert find_check("hidden_check", ["sitechecks.dyn"]) is REGISTRY["hidden_check"]
+
+
+def test_a_module_whose_decorator_use_the_scan_misreads_is_imported_as_a_last_resort(site):
+    write(
+        site,
+        "odd",
+        "from accre_monitor import monitor_command\n"
+        "def odd_check(opts):\n    return 'OK', 1\nmonitor_command(odd_check)\n",
+    )
+    write(site, "other", "raise RuntimeError('must not be imported')\n")
+    assert find_check("odd_check", ["sitechecks"]) is REGISTRY["odd_check"]
+    assert "sitechecks.other" not in sys.modules
+
+
+def test_a_decorator_whose_arguments_span_lines_is_found_by_the_scan(site):
+    write(
+        site,
+        "multi",
+        "from accre_monitor import Option, monitor_command\n\n"
+        "@monitor_command(\n    label='M',\n    options=[\n"
+        "        Option('path', str, '/x', 'a path (brackets [] too)'),\n    ],\n)\n"
+        "def multi_line(opts):\n    return 'OK', opts['path']\n",
+    )
+    from accre_monitor.discovery import declared_checks
+
+    assert declared_checks(str(site / "multi.py")) == ["multi_line"]
+    assert find_check("multi_line", ["sitechecks"]) is REGISTRY["multi_line"]
 
 
 def test_auditor_checks_exist_only_when_enabled(site):

@@ -92,3 +92,27 @@ def test_outputs_are_a_comma_separated_list():
     assert parse_outputs("stdout, nagios-stdout,") == ["stdout", "nagios-stdout"]
     with pytest.raises(UserError):
         parse_outputs(",")
+
+
+def test_w_and_c_are_warning_and_critical_as_on_every_nagios_plugin():
+    assert parse_check_args(["-w", "5,5,5", "-c", "10,10,10"]) == {
+        "warning": [5, 5, 5],
+        "critical": [10, 10, 10],
+    }
+    assert parse_check_args(["-w5", "-c-1"]) == {"warning": 5, "critical": -1}
+    assert parse_check_args(["-w", "-1,-1,-1"]) == {"warning": [-1, -1, -1]}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--warning", "-c", "30"], ["-w", "-c", "30"], ["-w", "--critical", "30"], ["--warning="]],
+)
+def test_an_option_followed_by_another_has_no_value(args):
+    options = parse_check_args(args)
+    assert options["warning"] in (None, "")
+    assert options.get("critical", 30) == 30
+
+
+def test_a_single_dash_other_than_w_and_c_is_still_refused():
+    with pytest.raises(UserError, match="unexpected argument '-x'"):
+        parse_check_args(["-x", "1"])

@@ -140,3 +140,19 @@ def test_a_site_package_installed_with_its_entry_point_needs_no_check_modules(cl
     missing = shell(as_here(run, cli, mysite, minimum=0), cli.env)
     assert missing.returncode == 3
     assert "unknown check 'scratch_free'" in missing.stderr
+
+
+def test_the_readme_site_check_refuses_a_typo_and_a_bad_value_and_documents_its_options(
+    cli, mysite
+):
+    cli.write_config(readme_block("toml", 'check_modules = ["mysite.checks"]'))
+    cli.env["PYTHONPATH"] = str(mysite)
+    typo = cli.run("--outputs", "nagios-stdout", "scratch_free", "--pth", str(cli.tmp))
+    assert typo.returncode == 3, typo.stdout
+    assert typo.stdout.startswith("SCRATCH UNKNOWN - unknown option pth (known: path, minimum)")
+    bad = cli.run("--outputs", "nagios-stdout", "scratch_free", "--minimum", "lots")
+    assert bad.returncode == 3, bad.stdout
+    assert bad.stdout.startswith("SCRATCH UNKNOWN - option minimum must be a number")
+    text = cli.run("scratch_free", "-h").stdout
+    assert "--path PATH" in text and "(default: /scratch)" in text
+    assert "--minimum GIB" in text and "(default: 100)" in text

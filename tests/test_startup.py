@@ -20,6 +20,7 @@ HEAVY = (
     "urllib.parse",
     "sqlite3",
     "encodings.idna",
+    "difflib",
 )
 
 # Runs the command line in this interpreter, then names the heavy modules it imported. They
