@@ -17,33 +17,44 @@ import time
 from typing import Any, NoReturn
 
 import argh
+import orjson
 
 from accre_monitor import log
+from accre_monitor.config import load_config
 from accre_monitor.errors import ConfigError, UserError
+from accre_monitor.outputs import build_output, is_known_output, is_synchronous
+from accre_monitor.pipeline.amqp import (
+    BrokerUnavailable,
+    PikaMissing,
+    connect,
+    describe_urls,
+    require_pika,
+)
+from accre_monitor.pipeline.broker_backlog import BROKER, BrokerForwarder, remote_outputs
+from accre_monitor.pipeline.replay import describe, terminal_progress
+from accre_monitor.pipeline.replay import replay as run_replay
+from accre_monitor.pipeline.report import read_spool
+from accre_monitor.pipeline.shipper import ship as run_shipper
+from accre_monitor.pipeline.spool import Spool, SpoolCorrupt
+from accre_monitor.pipeline.topology import declare, depths, queue_name, queue_specs
 
 _config_path: str | None = None
 
 
 def _config() -> Any:
-    from accre_monitor.config import load_config
-
     return load_config(_config_path)
 
 
 def _spool(config: Any) -> Any:
-    from accre_monitor.pipeline.spool import Spool
-
     return Spool.from_config(config)
 
 
 def _remote_outputs(config: Any, names: list[str]) -> list[Any]:
     """The outputs to replay to; one that cannot be built is reported and left out (its
     records stay spooled)."""
-    from accre_monitor.outputs import build_output, is_known_output, is_synchronous
-
     outputs = []
     for name in names:
-        if name == "broker":
+        if name == BROKER:
             outputs += _broker_forwarder(config)
             continue
         if not is_known_output(name):
@@ -63,8 +74,11 @@ def _broker_forwarder(config: Any) -> list[Any]:
     if config.bus["kind"] != "rabbitmq":
         log.error("records spooled for the broker stay in the spool: [bus] kind is not rabbitmq")
         return []
-    from accre_monitor.pipeline.broker_backlog import BrokerForwarder, remote_outputs
-
+    try:
+        require_pika()
+    except PikaMissing as exc:
+        config.problem(f"{exc}; records for the broker stay in the spool")
+        return []
     return [BrokerForwarder(config, remote_outputs(config))]
 
 
@@ -72,14 +86,10 @@ def _broker_status(config: Any) -> dict[str, Any] | None:
     """The broker's queues for every remote output (depth, consumers), or why not."""
     if config.bus["kind"] != "rabbitmq":
         return None
-    from accre_monitor.pipeline.amqp import BrokerUnavailable, connect, describe_urls
-    from accre_monitor.pipeline.broker_backlog import remote_outputs
-    from accre_monitor.pipeline.topology import depths
-
     result: dict[str, Any] = {"url": describe_urls(config.bus), "queues": {}, "error": None}
     try:
         connection = connect(config.bus)
-    except BrokerUnavailable as exc:
+    except (BrokerUnavailable, PikaMissing) as exc:
         result["error"] = str(exc)
         return result
     try:
@@ -101,14 +111,10 @@ def _age(seconds: float | None) -> str:
 @argh.arg("--json", help="one JSON object instead of a table")
 def status(*, json: bool = False) -> None:
     """Per output: spooled records, the oldest one's age, due now, dead letters, expired."""
-    from accre_monitor.pipeline.report import read_spool
-
     config = _config()
     report = read_spool(config.spool)
     broker = _broker_status(config)
     if json:
-        import orjson
-
         payload = {**report.as_dict(), "problems": config.problems}
         if broker is not None:
             payload["broker"] = broker
@@ -124,7 +130,7 @@ def status(*, json: bool = False) -> None:
 def _print_broker(broker: dict[str, Any]) -> None:
     print(f"broker: {broker['url']}")
     if broker["error"]:
-        print(f"cannot reach the broker: {broker['error']}")
+        print(f"cannot use the broker: {broker['error']}")
         return
     if not broker["queues"]:
         print("no queues declared yet")
@@ -161,9 +167,6 @@ def _print_status(report: Any) -> None:
 def replay(*, output: str | None = None, due: bool = False, all: bool = False) -> None:
     """Deliver what the spool owes now (also what is backing off, unless --due), in order,
     in batches; exit 1 when something is still spooled or was dead-lettered."""
-    from accre_monitor.pipeline.replay import describe, terminal_progress
-    from accre_monitor.pipeline.replay import replay as run_replay
-
     config = _config()
     spool = _spool(config)
     if not spool.exists():
@@ -219,8 +222,6 @@ def dead_letters(action: str = "list", *, output: str | None = None) -> None:
 def ship(*, outputs: str | None = None) -> None:
     """Deliver results continuously until SIGTERM: from the broker's queues with [bus] kind =
     "rabbitmq", and from the local spool (records owed to stores or to the broker)."""
-    from accre_monitor.pipeline.shipper import ship as run_shipper
-
     names = [n.strip() for n in outputs.split(",") if n.strip()] if outputs else None
     sys.exit(run_shipper(_config(), names))
 
@@ -228,15 +229,9 @@ def ship(*, outputs: str | None = None) -> None:
 def topology() -> None:
     """Declare the broker's exchange and queues for every remote output, and print each
     queue's bindings, depth and consumers."""
-    from accre_monitor.pipeline.amqp import connect, describe_urls
-    from accre_monitor.pipeline.broker_backlog import remote_outputs
-    from accre_monitor.pipeline.topology import declare, depths, queue_name, queue_specs
-
     config = _config()
     if config.bus["kind"] != "rabbitmq":
         raise UserError('no broker: [bus] kind is not "rabbitmq"')
-    from accre_monitor.pipeline.amqp import BrokerUnavailable
-
     specs = queue_specs(config, remote_outputs(config))
     try:
         connection = connect(config.bus)
@@ -267,8 +262,6 @@ COMMANDS = [status, replay, dead_letters, ship, topology]
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point: `--config PATH` before the subcommand, as for accre-monitor."""
     global _config_path
-    from accre_monitor.pipeline.spool import SpoolCorrupt
-
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0].startswith("--config"):
         key, has_value, value = args.pop(0).partition("=")

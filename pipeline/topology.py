@@ -25,6 +25,10 @@ when it starts or reconnects.
 
 from __future__ import annotations
 
+from accre_monitor.outputs import is_known_output, is_synchronous, output_class
+from accre_monitor.pipeline.amqp import require_pika
+from accre_monitor.pipeline.wiring import filter_stages
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -102,9 +106,8 @@ def declare(channel: Any, settings: dict[str, Any], specs: list[QueueSpec]) -> N
 
 def queue_specs(config: Any, names: list[str]) -> list[QueueSpec]:
     """The QueueSpec of each remote output among `names` (synchronous ones have no queue)."""
-    from accre_monitor.outputs import is_known_output, is_synchronous, output_class
+    # filters imports typing: a run that publishes without filter stages never needs it
     from accre_monitor.pipeline.filters import binding_keys
-    from accre_monitor.pipeline.wiring import filter_stages
 
     specs = []
     for name in dict.fromkeys(names):
@@ -117,7 +120,7 @@ def queue_specs(config: Any, names: list[str]) -> list[QueueSpec]:
 
 def depths(channel: Any, settings: dict[str, Any], outputs: list[str]) -> dict[str, dict]:
     """Messages and consumers of each existing queue of `outputs` (passive declares)."""
-    import pika.exceptions
+    pika = require_pika()
 
     result: dict[str, dict] = {}
     for output in outputs:
