@@ -31,12 +31,13 @@ from accre_monitor.pipeline.amqp import (
     require_pika,
 )
 from accre_monitor.pipeline.broker_backlog import BROKER, BrokerForwarder, remote_outputs
+from accre_monitor.pipeline.holdings import queue_report
 from accre_monitor.pipeline.replay import describe, terminal_progress
 from accre_monitor.pipeline.replay import replay as run_replay
 from accre_monitor.pipeline.report import read_spool
 from accre_monitor.pipeline.shipper import ship as run_shipper
 from accre_monitor.pipeline.spool import Spool, SpoolCorrupt
-from accre_monitor.pipeline.topology import declare, depths, queue_name, queue_specs
+from accre_monitor.pipeline.topology import declare, queue_name, queue_specs
 
 _config_path: str | None = None
 
@@ -83,17 +84,24 @@ def _broker_forwarder(config: Any) -> list[Any]:
 
 
 def _broker_status(config: Any) -> dict[str, Any] | None:
-    """The broker's queues for every remote output (depth, consumers), or why not."""
+    """The broker's queues for every remote output (messages ready and held unacked by the
+    shippers, consumers) and what each shipper holds; or why not."""
     if config.bus["kind"] != "rabbitmq":
         return None
-    result: dict[str, Any] = {"url": describe_urls(config.bus), "queues": {}, "error": None}
+    result: dict[str, Any] = {
+        "url": describe_urls(config.bus),
+        "queues": {},
+        "shippers": [],
+        "unanswered": 0,
+        "error": None,
+    }
     try:
         connection = connect(config.bus)
     except (BrokerUnavailable, PikaMissing) as exc:
         result["error"] = str(exc)
         return result
     try:
-        result["queues"] = depths(connection.channel(), config.bus, remote_outputs(config))
+        result.update(queue_report(connection, config.bus, remote_outputs(config)))
     finally:
         connection.close()
     return result
@@ -110,7 +118,9 @@ def _age(seconds: float | None) -> str:
 
 @argh.arg("--json", help="one JSON object instead of a table")
 def status(*, json: bool = False) -> None:
-    """Per output: spooled records, the oldest one's age, due now, dead letters, expired."""
+    """Per output: spooled records, the oldest one's age, due now, dead letters, expired; with
+    the RabbitMQ bus, each queue's messages (ready, and held unacked by the shippers) and
+    consumers, and what each shipper holds."""
     config = _config()
     report = read_spool(config.spool)
     broker = _broker_status(config)
@@ -135,9 +145,28 @@ def _print_broker(broker: dict[str, Any]) -> None:
     if not broker["queues"]:
         print("no queues declared yet")
         return
-    print(f"{'queue':<40} {'messages':>9} {'consumers':>10}")
+    print(f"{'queue':<40} {'messages':>9} {'ready':>8} {'unacked':>8} {'consumers':>10}")
     for name, row in sorted(broker["queues"].items()):
-        print(f"{name:<40} {row['messages']:>9} {row['consumers']:>10}")
+        print(
+            f"{name:<40} {row['messages']:>9} {row['ready']:>8} {row['unacked']:>8} "
+            f"{row['consumers']:>10}"
+        )
+    _print_shippers(broker)
+
+
+def _print_shippers(broker: dict[str, Any]) -> None:
+    """One line per shipper that answered: what it holds unacked, per output."""
+    for shipper in broker["shippers"]:
+        held = ", ".join(
+            f"{output} {row.get('held', 0)}" + (" (store down)" if row.get("store_down") else "")
+            for output, row in sorted(shipper["outputs"].items())
+        )
+        print(f"shipper {shipper.get('host')} pid {shipper.get('pid')} holds: {held or 'nothing'}")
+    if broker["unanswered"]:
+        print(
+            f"{broker['unanswered']} consumers did not say what they hold (not `accre-pipeline "
+            "ship`, or an older one): their unacked messages are not counted"
+        )
 
 
 def _print_status(report: Any) -> None:
@@ -228,7 +257,7 @@ def ship(*, outputs: str | None = None) -> None:
 
 def topology() -> None:
     """Declare the broker's exchange and queues for every remote output, and print each
-    queue's bindings, depth and consumers."""
+    queue's bindings, messages (ready, and held unacked by the shippers) and consumers."""
     config = _config()
     if config.bus["kind"] != "rabbitmq":
         raise UserError('no broker: [bus] kind is not "rabbitmq"')
@@ -240,7 +269,7 @@ def topology() -> None:
     try:
         channel = connection.channel()
         declare(channel, config.bus, specs)
-        counts = depths(channel, config.bus, [spec.output for spec in specs])
+        report = queue_report(connection, config.bus, [spec.output for spec in specs])
     finally:
         connection.close()
     print(f"broker: {describe_urls(config.bus)}")
@@ -252,8 +281,17 @@ def topology() -> None:
         print(f"\noutput {spec.output}{extra}")
         print(f"  bindings: {', '.join(spec.keys) or '(none: no record can pass its filters)'}")
         for name in (main, f"{main}.retry", f"{main}.dead"):
-            row = counts.get(name, {"messages": "-", "consumers": "-"})
-            print(f"  {name:<44} messages {row['messages']:>7}  consumers {row['consumers']:>3}")
+            row = report["queues"].get(name)
+            if row is None:
+                print(f"  {name:<44} messages {'-':>7}  consumers {'-':>3}")
+                continue
+            print(
+                f"  {name:<44} messages {row['messages']:>7} (ready {row['ready']}, "
+                f"unacked {row['unacked']})  consumers {row['consumers']:>3}"
+            )
+    if report["shippers"] or report["unanswered"]:
+        print()
+        _print_shippers(report)
 
 
 COMMANDS = [status, replay, dead_letters, ship, topology]

@@ -119,7 +119,8 @@ def queue_specs(config: Any, names: list[str]) -> list[QueueSpec]:
 
 
 def depths(channel: Any, settings: dict[str, Any], outputs: list[str]) -> dict[str, dict]:
-    """Messages and consumers of each existing queue of `outputs` (passive declares)."""
+    """Ready messages and consumers of each existing queue of `outputs` (passive declares;
+    what the shippers hold unacked is not in them: see `holdings`)."""
     pika = require_pika()
 
     result: dict[str, dict] = {}
