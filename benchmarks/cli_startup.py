@@ -116,7 +116,7 @@ def main() -> None:
             )
             payload_env[payload] = dict(base_env, ACCRE_MONITOR_CONFIG=str(config))
         commands = {
-            "python -c pass": ([python, "-c", "pass"], plain),
+            "python -c pass": ([python, "-P", "-c", "pass"], plain),
             # `--outputs` before the check name: after it, it would be an option of loadavg
             "accre-monitor --outputs stdout loadavg": (
                 [monitor, "--outputs", "stdout", "loadavg"],

@@ -214,16 +214,16 @@ def bench_writes(work: Path, count: int, rounds: int) -> list[tuple]:
 def bench_spool_open(work: Path, env: dict[str, str], runs: int) -> list[tuple]:
     path = str(work / "open-spool.db")
     python = sys.executable
-    subprocess.run([python, "-c", OPEN_SPOOL, path], env=env, check=True)  # create + warm
+    subprocess.run([python, "-P", "-c", OPEN_SPOOL, path], env=env, check=True)  # create + warm
     commands = {
-        "pass": [python, "-c", "pass"],
-        "open": [python, "-c", OPEN_SPOOL, path],
+        "pass": [python, "-P", "-c", "pass"],
+        "open": [python, "-P", "-c", OPEN_SPOOL, path],
         "add": None,  # a fresh id each run
     }
     samples: dict[str, list[float]] = {label: [] for label in commands}
     for _ in range(runs):
         for label, argv in commands.items():
-            argv = argv or [python, "-c", OPEN_AND_ADD, path, new_id()]
+            argv = argv or [python, "-P", "-c", OPEN_AND_ADD, path, new_id()]
             started = time.perf_counter()
             subprocess.run(argv, env=env, check=True)
             samples[label].append(time.perf_counter() - started)
@@ -471,7 +471,7 @@ def bench_store(store: Store, work: Path, count: int, rounds: int) -> tuple:
 def fake_elasticsearch():
     """FakeElasticsearch in a child process, so its Python work does not share our GIL."""
     child = subprocess.Popen(
-        [sys.executable, "-c", ES_CHILD, str(TESTS)],
+        [sys.executable, "-P", "-c", ES_CHILD, str(TESTS)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

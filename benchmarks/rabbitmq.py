@@ -214,14 +214,17 @@ def bench_cli(work: Path, bindir: Path, env: dict, amqp: str, redis_url: str, ru
     stdout = [monitor, "--outputs", "stdout", "loadavg"]
     shipped = [monitor, "--outputs", "stdout,redis", "loadavg"]
     commands = {
-        "pass": ([python, "-c", "pass"], env),
+        "pass": ([python, "-P", "-c", "pass"], env),
         "stdout": (stdout, using(up)),
         "confirmed": (shipped, using(up)),
-        "pika": ([python, "-c", PIKA_PUBLISH, amqp, prefix, "OK.loadavg", body], env),
+        "pika": ([python, "-P", "-c", PIKA_PUBLISH, amqp, prefix, "OK.loadavg", body], env),
         "spool-only": (shipped, using(no_broker)),
         "in-process spool-only": (shipped, using(in_process)),
-        "sqlite": ([python, "-c", SQLITE_INSERT, str(raw_db), body], env),
-        "sqlite, spool schema": ([python, "-c", SQLITE_SPOOL_INSERT, str(spool_db), body], env),
+        "sqlite": ([python, "-P", "-c", SQLITE_INSERT, str(raw_db), body], env),
+        "sqlite, spool schema": (
+            [python, "-P", "-c", SQLITE_SPOOL_INSERT, str(spool_db), body],
+            env,
+        ),
     }
     watch = QueueWatch(amqp)
     try:

@@ -119,7 +119,7 @@ def main() -> None:
     args = parser.parse_args()
 
     child = subprocess.Popen(
-        [sys.executable, "-c", SERVER_CHILD, str(REPO / "tests")],
+        [sys.executable, "-P", "-c", SERVER_CHILD, str(REPO / "tests")],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

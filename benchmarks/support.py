@@ -20,6 +20,21 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 TESTS = REPO / "tests"
+
+
+def _drop_checkout_from_path() -> None:
+    """Take the checkout's root off sys.path (`PYTHONPATH=.`, `python -m` from it).
+
+    Its `accre_monitor/` holds only the core: the installed package, which `package_dir`
+    completes with `pipeline`, `outputs` and `checks`, would be shadowed by it. A benchmark
+    times what is installed, whatever the working directory; its Python children run with
+    `-P`, which leaves the working directory off their path.
+    """
+    root = os.path.realpath(REPO)
+    sys.path[:] = [entry for entry in sys.path if os.path.realpath(entry or ".") != root]
+
+
+_drop_checkout_from_path()
 EXTRAS = "rabbitmq,redis,elasticsearch"
 
 # FakeElasticsearch in a child process (its Python work must not share the timing process's
@@ -177,7 +192,7 @@ class ElasticsearchProcess:
 
     def __init__(self) -> None:
         self.child = subprocess.Popen(
-            [sys.executable, "-c", ES_CHILD, str(TESTS)],
+            [sys.executable, "-P", "-c", ES_CHILD, str(TESTS)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

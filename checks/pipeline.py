@@ -54,7 +54,7 @@ def spool_health(opts: dict) -> tuple:
 
     config = load_config(config_path) if config_path else run_config()
     report = read_spool(config.spool)
-    output_problems = _output_problems(config)
+    output_problems = [*_bus_problems(config), *_output_problems(config)]
     problems = [*config.problems, *output_problems]
     if report.corrupt or report.error:
         problems.append(report.corrupt or f"cannot read the spool: {report.error}")
@@ -88,6 +88,15 @@ def spool_health(opts: dict) -> tuple:
     data = {**report.as_dict(), "problems": problems}
     long = "\n".join(problems) if len(problems) > 1 else None
     return status, data, f"SPOOL {status} - {summary}", long
+
+
+def _bus_problems(config) -> list[str]:
+    """Why the configured bus cannot work here (the RabbitMQ bus without pika), if so."""
+    if config.bus["kind"] != "rabbitmq":
+        return []
+    from accre_monitor.pipeline.amqp import PIKA_MISSING, pika_installed
+
+    return [] if pika_installed() else [PIKA_MISSING]
 
 
 def _output_problems(config) -> list[str]:

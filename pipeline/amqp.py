@@ -10,33 +10,69 @@ from __future__ import annotations
 
 import os
 
+from accre_monitor.errors import ConfigError
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
 PASSWORD_VARIABLE = "ACCRE_MONITOR_BUS_PASSWORD"
+INSTALL_HINT = "pip install 'accre-monitor[rabbitmq]'"
+PIKA_MISSING = f'[bus] kind = "rabbitmq" needs the pika package: {INSTALL_HINT}'
+
+
+class PikaMissing(ConfigError):
+    """The RabbitMQ bus is configured, but pika (the `rabbitmq` extra) is not installed."""
+
+
+def require_pika() -> Any:
+    """`import pika` (with `pika.exceptions`): the one guarded import of pika, an optional
+    extra. PikaMissing, saying what to install, when it is not installed."""
+    try:
+        import pika
+        import pika.exceptions  # noqa: F401 - loaded for every user of the module
+    except ImportError:
+        raise PikaMissing(PIKA_MISSING) from None
+    return pika
+
+
+def pika_installed() -> bool:
+    """Whether pika can be imported, without importing it."""
+    from importlib.util import find_spec
+
+    try:
+        return find_spec("pika") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def load_pika() -> Any:
-    """`import pika`, without the asyncio adapter that `import pika` loads on the way.
+    """`require_pika()` for the command line's publish path, without the asyncio adapter
+    that `import pika` loads on the way.
 
     pika's package imports every adapter it ships, and its asyncio adapter imports asyncio:
     about a third of pika's import time, paid on every run of every check that publishes,
     for an adapter the blocking connection never uses. A placeholder stands in for that one
     module (only when pika is not imported yet, so a program that uses pika's asyncio
-    adapter itself is never affected).
+    adapter itself is never affected). Only the run's publish path uses it: daemons and
+    `accre-pipeline` import pika as it is (`require_pika`).
     """
     import sys
 
+    name = "pika.adapters.asyncio_connection"
     if "pika" not in sys.modules and "asyncio" not in sys.modules:
         import types
 
-        placeholder = types.ModuleType("pika.adapters.asyncio_connection")
+        placeholder = types.ModuleType(name)
         placeholder.AsyncioConnection = None  # type: ignore[attr-defined]
-        sys.modules.setdefault("pika.adapters.asyncio_connection", placeholder)
-    import pika
-
-    return pika
+        sys.modules.setdefault(name, placeholder)
+        try:
+            return require_pika()
+        except PikaMissing:
+            if sys.modules.get(name) is placeholder:
+                del sys.modules[name]
+            raise
+    return require_pika()
 
 
 class BrokerUnavailable(ConnectionError):
@@ -67,7 +103,7 @@ def parameters(settings: dict[str, Any], timeout: float | None = None) -> list[A
     `timeout` bounds the socket connect, the AMQP handshake and a blocked connection;
     `[bus] connect_timeout` when not given.
     """
-    pika = load_pika()
+    pika = require_pika()
     from urllib.parse import unquote, urlsplit
 
     timeout = float(timeout or settings["connect_timeout"])
@@ -107,11 +143,9 @@ def parameters(settings: dict[str, Any], timeout: float | None = None) -> list[A
 def connect(settings: dict[str, Any], timeout: float | None = None) -> Any:
     """A BlockingConnection to the first broker of `[bus] url` that answers.
 
-    Raises BrokerUnavailable (with redacted URLs) when none does.
+    Raises BrokerUnavailable (with redacted URLs) when none does, PikaMissing without pika.
     """
-    load_pika()
-    import pika
-    import pika.exceptions
+    pika = require_pika()
 
     if not settings["url"]:
         raise BrokerUnavailable("the [bus] url setting is not usable")

@@ -19,33 +19,45 @@ import time
 from typing import Any, NoReturn
 
 import argh
+import orjson
 
 from accre_monitor import log
+from accre_monitor.config import load_config
 from accre_monitor.errors import ConfigError, UserError
+from accre_monitor.outputs import build_output, is_known_output, is_synchronous
+from accre_monitor.pipeline.amqp import (
+    BrokerUnavailable,
+    PikaMissing,
+    connect,
+    describe_urls,
+    require_pika,
+)
+from accre_monitor.pipeline.broker_backlog import BROKER, BrokerForwarder, remote_outputs
+from accre_monitor.pipeline.holdings import queue_report
+from accre_monitor.pipeline.replay import describe, terminal_progress
+from accre_monitor.pipeline.replay import replay as run_replay
+from accre_monitor.pipeline.report import read_spool
+from accre_monitor.pipeline.shipper import ship as run_shipper
+from accre_monitor.pipeline.spool import Spool, SpoolCorrupt
+from accre_monitor.pipeline.topology import declare, queue_name, queue_specs, retry_queues
 
 _config_path: str | None = None
 
 
 def _config() -> Any:
-    from accre_monitor.config import load_config
-
     return load_config(_config_path)
 
 
 def _spool(config: Any) -> Any:
-    from accre_monitor.pipeline.spool import Spool
-
     return Spool.from_config(config)
 
 
 def _remote_outputs(config: Any, names: list[str]) -> list[Any]:
     """The outputs to replay to; one that cannot be built is reported and left out (its
     records stay spooled)."""
-    from accre_monitor.outputs import build_output, is_known_output, is_synchronous
-
     outputs = []
     for name in names:
-        if name == "broker":
+        if name == BROKER:
             outputs += _broker_forwarder(config)
             continue
         if not is_known_output(name):
@@ -65,28 +77,34 @@ def _broker_forwarder(config: Any) -> list[Any]:
     if config.bus["kind"] != "rabbitmq":
         log.error("records spooled for the broker stay in the spool: [bus] kind is not rabbitmq")
         return []
-    from accre_monitor.pipeline.broker_backlog import BrokerForwarder, remote_outputs
-
+    try:
+        require_pika()
+    except PikaMissing as exc:
+        config.problem(f"{exc}; records for the broker stay in the spool")
+        return []
     return [BrokerForwarder(config, remote_outputs(config))]
 
 
 def _broker_status(config: Any) -> dict[str, Any] | None:
-    """The broker's queues for every remote output (depth, consumers), or why not."""
+    """The broker's queues for every remote output (messages ready and held unacked by the
+    shippers, consumers) and what each shipper holds; or why not."""
     if config.bus["kind"] != "rabbitmq":
         return None
-    from accre_monitor.pipeline.amqp import BrokerUnavailable, connect, describe_urls
-    from accre_monitor.pipeline.broker_backlog import remote_outputs
-    from accre_monitor.pipeline.topology import depths, queue_specs
-
-    result: dict[str, Any] = {"url": describe_urls(config.bus), "queues": {}, "error": None}
+    result: dict[str, Any] = {
+        "url": describe_urls(config.bus),
+        "queues": {},
+        "shippers": [],
+        "unanswered": 0,
+        "error": None,
+    }
     try:
         connection = connect(config.bus)
-    except BrokerUnavailable as exc:
+    except (BrokerUnavailable, PikaMissing) as exc:
         result["error"] = str(exc)
         return result
     try:
         specs = queue_specs(config, remote_outputs(config))
-        result["queues"] = depths(connection.channel(), config.bus, specs)
+        result.update(queue_report(connection, config.bus, specs))
     finally:
         connection.close()
     return result
@@ -104,15 +122,12 @@ def _age(seconds: float | None) -> str:
 @argh.arg("--json", help="one JSON object instead of a table")
 def status(*, json: bool = False) -> None:
     """Per output: spooled records, the oldest one's age, due now, dead letters, expired,
-    duplicates skipped."""
-    from accre_monitor.pipeline.report import read_spool
-
+    duplicates skipped; with the RabbitMQ bus, each queue's messages (ready, and held unacked
+    by the shippers) and consumers, and what each shipper holds."""
     config = _config()
     report = read_spool(config.spool)
     broker = _broker_status(config)
     if json:
-        import orjson
-
         payload = {**report.as_dict(), "problems": config.problems}
         if broker is not None:
             payload["broker"] = broker
@@ -128,14 +143,33 @@ def status(*, json: bool = False) -> None:
 def _print_broker(broker: dict[str, Any]) -> None:
     print(f"broker: {broker['url']}")
     if broker["error"]:
-        print(f"cannot reach the broker: {broker['error']}")
+        print(f"cannot use the broker: {broker['error']}")
         return
     if not broker["queues"]:
         print("no queues declared yet")
         return
-    print(f"{'queue':<40} {'messages':>9} {'consumers':>10}")
+    print(f"{'queue':<40} {'messages':>9} {'ready':>8} {'unacked':>8} {'consumers':>10}")
     for name, row in sorted(broker["queues"].items()):
-        print(f"{name:<40} {row['messages']:>9} {row['consumers']:>10}")
+        print(
+            f"{name:<40} {row['messages']:>9} {row['ready']:>8} {row['unacked']:>8} "
+            f"{row['consumers']:>10}"
+        )
+    _print_shippers(broker)
+
+
+def _print_shippers(broker: dict[str, Any]) -> None:
+    """One line per shipper that answered: what it holds unacked, per output."""
+    for shipper in broker["shippers"]:
+        held = ", ".join(
+            f"{output} {row.get('held', 0)}" + (" (store down)" if row.get("store_down") else "")
+            for output, row in sorted(shipper["outputs"].items())
+        )
+        print(f"shipper {shipper.get('host')} pid {shipper.get('pid')} holds: {held or 'nothing'}")
+    if broker["unanswered"]:
+        print(
+            f"{broker['unanswered']} consumers did not say what they hold (not `accre-pipeline "
+            "ship`, or an older one): their unacked messages are not counted"
+        )
 
 
 def _print_status(report: Any) -> None:
@@ -169,9 +203,6 @@ def _print_status(report: Any) -> None:
 def replay(*, output: str | None = None, due: bool = False, all: bool = False) -> None:
     """Deliver what the spool owes now (also what is backing off, unless --due), in order,
     in batches; exit 1 when something is still spooled or was dead-lettered."""
-    from accre_monitor.pipeline.replay import describe, terminal_progress
-    from accre_monitor.pipeline.replay import replay as run_replay
-
     config = _config()
     spool = _spool(config)
     if not spool.exists():
@@ -227,8 +258,6 @@ def dead_letters(action: str = "list", *, output: str | None = None) -> None:
 def ship(*, outputs: str | None = None) -> None:
     """Deliver results continuously until SIGTERM: from the broker's queues with [bus] kind =
     "rabbitmq", and from the local spool (records owed to stores or to the broker)."""
-    from accre_monitor.pipeline.shipper import ship as run_shipper
-
     log.with_timestamps()  # a daemon's log: each line says when
     names = [n.strip() for n in outputs.split(",") if n.strip()] if outputs else None
     sys.exit(run_shipper(_config(), names))
@@ -236,22 +265,10 @@ def ship(*, outputs: str | None = None) -> None:
 
 def topology() -> None:
     """Declare the broker's exchange and queues for every remote output, and print each
-    queue's bindings, depth and consumers."""
-    from accre_monitor.pipeline.amqp import connect, describe_urls
-    from accre_monitor.pipeline.broker_backlog import remote_outputs
-    from accre_monitor.pipeline.topology import (
-        declare,
-        depths,
-        queue_name,
-        queue_specs,
-        retry_queues,
-    )
-
+    queue's bindings, messages (ready, and held unacked by the shippers) and consumers."""
     config = _config()
     if config.bus["kind"] != "rabbitmq":
         raise UserError('no broker: [bus] kind is not "rabbitmq"')
-    from accre_monitor.pipeline.amqp import BrokerUnavailable
-
     specs = queue_specs(config, remote_outputs(config))
     try:
         connection = connect(config.bus)
@@ -260,7 +277,7 @@ def topology() -> None:
     try:
         channel = connection.channel()
         declare(channel, config.bus, specs)
-        counts = depths(channel, config.bus, specs)
+        report = queue_report(connection, config.bus, specs)
     finally:
         connection.close()
     print(f"broker: {describe_urls(config.bus)}")
@@ -273,8 +290,17 @@ def topology() -> None:
         print(f"  bindings: {', '.join(spec.keys) or '(none: no record can pass its filters)'}")
         delays = [name for name, _ in retry_queues(config.bus, spec)]
         for name in (main, *delays, f"{main}.dead"):
-            row = counts.get(name, {"messages": "-", "consumers": "-"})
-            print(f"  {name:<44} messages {row['messages']:>7}  consumers {row['consumers']:>3}")
+            row = report["queues"].get(name)
+            if row is None:
+                print(f"  {name:<44} messages {'-':>7}  consumers {'-':>3}")
+                continue
+            print(
+                f"  {name:<44} messages {row['messages']:>7} (ready {row['ready']}, "
+                f"unacked {row['unacked']})  consumers {row['consumers']:>3}"
+            )
+    if report["shippers"] or report["unanswered"]:
+        print()
+        _print_shippers(report)
 
 
 COMMANDS = [status, replay, dead_letters, ship, topology]
@@ -330,8 +356,6 @@ def build_parser() -> argh.ArghParser:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point: `--config PATH` before or after the command."""
-    from accre_monitor.pipeline.spool import SpoolCorrupt
-
     args = take_config(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     if not args:

@@ -27,6 +27,7 @@ from accre_monitor.pipeline.daemon import Stopping, log_batch
 from accre_monitor.pipeline.delivery import deliver_batch
 from accre_monitor.pipeline.door import admit
 from accre_monitor.pipeline.filters import all_match
+from accre_monitor.pipeline.holdings import answer_requests
 from accre_monitor.pipeline.retry import RetryPolicy
 from accre_monitor.pipeline.spool import Spool
 from accre_monitor.pipeline.topology import (
@@ -151,11 +152,22 @@ class RabbitShipper:
         for name, worker in self.workers.items():
             worker.reset()
             self.channel.basic_consume(queue_name(self.settings, name), worker.take)
+        answer_requests(self.connection, self.settings, self.holdings)
         log.info(
             "connected to the broker",
             broker=describe_urls(self.settings),
             outputs=list(self.workers),
         )
+
+    def holdings(self) -> dict[str, dict[str, Any]]:
+        """Per output, the records this shipper holds unacked (for `accre-pipeline status`)."""
+        return {
+            name: {
+                "held": len(worker.buffer) + len(worker.inflight),
+                "store_down": worker.down_since is not None,
+            }
+            for name, worker in self.workers.items()
+        }
 
     def _drop_connection(self) -> None:
         for worker in self.workers.values():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from accre_monitor.pipeline.amqp import BrokerUnavailable, connect, explain, load_pika
+from accre_monitor.pipeline.amqp import BrokerUnavailable, connect, explain, require_pika
 from accre_monitor.pipeline.topology import declare, queue_specs, routing_key
 
 TYPE_CHECKING = False
@@ -71,10 +71,9 @@ class Publisher:
         self.channel.confirm_delivery()
 
     def publish(self, record: dict[str, Any], body: bytes, deadline: float) -> None:
-        """Publish one record; raises BrokerUnavailable or Timeout when it is not confirmed."""
-        load_pika()
-        import pika
-        import pika.exceptions
+        """Publish one record; raises BrokerUnavailable or Timeout when it is not confirmed
+        (PikaMissing without pika)."""
+        pika = require_pika()
 
         properties = pika.BasicProperties(
             delivery_mode=2,
@@ -115,8 +114,7 @@ class Publisher:
             self._declare(deadline)
 
     def _declare(self, deadline: float) -> None:
-        import pika.exceptions
-
+        pika = require_pika()
         specs = queue_specs(self.config, self.outputs)
         try:
             with deadline_alarm(deadline - time.monotonic()):

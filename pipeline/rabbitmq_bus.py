@@ -18,7 +18,7 @@ import time
 
 from accre_monitor import log
 from accre_monitor.outcome import RETRY
-from accre_monitor.pipeline.amqp import BrokerUnavailable
+from accre_monitor.pipeline.amqp import BrokerUnavailable, PikaMissing, load_pika
 from accre_monitor.pipeline.broker_backlog import BROKER, BrokerForwarder, remote_outputs
 from accre_monitor.pipeline.bus import Bus, Destination, emit_synchronous, record_bytes
 from accre_monitor.pipeline.interruption import interrupt_on_sigterm
@@ -48,6 +48,12 @@ class RabbitBus(Bus):
             self._spool(record, body, None, attempts=0)
             return
         deadline = time.monotonic() + float(self.config.spool["inline_budget"])
+        try:
+            load_pika()  # the run's publish path: pika without its asyncio adapter
+        except PikaMissing as exc:
+            self.config.problem(f"{exc}; records are kept in the spool for the broker")
+            self._spool(record, body, str(exc), quiet=True)
+            return
         names = list(
             dict.fromkeys(
                 [
@@ -106,13 +112,22 @@ class RabbitBus(Bus):
             waiting=waiting,
         )
 
-    def _spool(self, record: dict[str, Any], body: bytes, error: str | None, attempts: int = 1):
+    def _spool(
+        self,
+        record: dict[str, Any],
+        body: bytes,
+        error: str | None,
+        attempts: int = 1,
+        quiet: bool = False,
+    ) -> None:
+        """Keep the record for the broker; `quiet` when its problem was reported already."""
         from accre_monitor.pipeline.delivery import spool_owed
         from accre_monitor.pipeline.spool import Spool
 
         if self.spool is None:
             self.spool = Spool.from_config(self.config)
-        spool_owed(self.spool, [(record["id"], BROKER, body, error, RETRY, None)], attempts)
+        owed = [(record["id"], BROKER, body, error, RETRY, None)]
+        spool_owed(self.spool, owed, attempts, quiet={BROKER} if quiet else None)
 
     def _forward_backlog(self, names: list[str], deadline: float) -> None:
         """The broker just took a record: forward what the spool still owes it, oldest first."""

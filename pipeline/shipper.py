@@ -42,6 +42,8 @@ from accre_monitor.outputs import (
     is_synchronous,
     unknown_output_error,
 )
+from accre_monitor.pipeline.amqp import require_pika
+from accre_monitor.pipeline.broker_backlog import BROKER, BrokerForwarder, remote_outputs
 from accre_monitor.pipeline.daemon import Stopping
 from accre_monitor.pipeline.spool_drainer import SpoolDrainer
 
@@ -71,20 +73,26 @@ def build_outputs(config: Any, names: list[str]) -> dict[str, Any]:
     return outputs
 
 
+def rabbit_shipper() -> type:
+    """The broker's half of the shipper, whose module needs pika (an optional extra):
+    PikaMissing, in one line saying what to install, when pika is not installed."""
+    require_pika()
+    from accre_monitor.pipeline.consumer import RabbitShipper
+
+    return RabbitShipper
+
+
 def ship(config: Any, names: list[str] | None = None) -> int:
     """Run until SIGTERM or SIGINT; returns the exit code (0: a clean stop)."""
+    rabbit = config.bus["kind"] == "rabbitmq"
+    shipper_class = rabbit_shipper() if rabbit else None  # refuses to start without pika
     stopping = Stopping()
     stopping.install()
     wanted = remote_names(config, names)
     outputs = build_outputs(config, wanted)
-    rabbit = config.bus["kind"] == "rabbitmq"
     # the spool drainer runs beside the queue consumers: it gets output instances of its own
     spool_outputs = build_outputs(config, list(outputs)) if rabbit else dict(outputs)
     if rabbit:
-        # the broker's half needs pika, an optional extra: imported only on that bus
-        from accre_monitor.pipeline.broker_backlog import BROKER, BrokerForwarder, remote_outputs
-        from accre_monitor.pipeline.consumer import RabbitShipper
-
         spool_outputs[BROKER] = BrokerForwarder(config, remote_outputs(config))
     if not outputs and not rabbit:
         log.error("nothing to ship: no remote output is configured (or none can be built)")
@@ -99,7 +107,7 @@ def ship(config: Any, names: list[str] | None = None) -> int:
     if rabbit:
         thread = threading.Thread(target=drainer.run, name="spool", daemon=True)
         thread.start()
-        RabbitShipper(config, outputs, stopping).run()
+        shipper_class(config, outputs, stopping).run()
         thread.join(timeout=SHUTDOWN_GRACE)
     else:
         drainer.run()

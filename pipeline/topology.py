@@ -31,6 +31,10 @@ when it starts or reconnects.
 
 from __future__ import annotations
 
+from accre_monitor.outputs import is_known_output, is_synchronous, output_class
+from accre_monitor.pipeline.amqp import require_pika
+from accre_monitor.pipeline.wiring import filter_stages
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -132,10 +136,10 @@ def declare(channel: Any, settings: dict[str, Any], specs: list[QueueSpec]) -> N
 
 def queue_specs(config: Any, names: list[str]) -> list[QueueSpec]:
     """The QueueSpec of each remote output among `names` (synchronous ones have no queue)."""
-    from accre_monitor.outputs import is_known_output, is_synchronous, output_class
+    # filters imports typing, retry imports random: a run that publishes without declaring
+    # never needs them
     from accre_monitor.pipeline.filters import binding_keys
     from accre_monitor.pipeline.retry import RetryPolicy
-    from accre_monitor.pipeline.wiring import filter_stages
 
     delays = tuple(RetryPolicy.from_settings(config.spool).delays())
     specs = []
@@ -151,9 +155,9 @@ def queue_specs(config: Any, names: list[str]) -> list[QueueSpec]:
 
 
 def depths(channel: Any, settings: dict[str, Any], specs: list[QueueSpec]) -> dict[str, dict]:
-    """Messages and consumers of each existing queue of the outputs of `specs` (passive
-    declares)."""
-    import pika.exceptions
+    """Ready messages and consumers of each existing queue of the outputs of `specs` (passive
+    declares; what the shippers hold unacked is not in them: see `holdings`)."""
+    pika = require_pika()
 
     result: dict[str, dict] = {}
     for spec in specs:

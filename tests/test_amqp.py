@@ -63,5 +63,19 @@ def test_loading_pika_for_a_publish_leaves_asyncio_alone():
         "assert pika.BlockingConnection and pika.BasicProperties\n"
         "print('asyncio' in sys.modules)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_connecting_outside_a_run_imports_pika_as_it_is():
+    # the placeholder for pika's asyncio adapter belongs to a run's publish path alone: the
+    # shipper and accre-pipeline (connect, parameters) get the real adapter
+    code = (
+        "import sys\n"
+        "from accre_monitor.config import Config\n"
+        "from accre_monitor.pipeline.amqp import parameters\n"
+        "parameters(Config(None, {'bus': {'kind': 'rabbitmq', 'url': 'amqp://mq1/'}}).bus)\n"
+        "print(sys.modules['pika.adapters.asyncio_connection'].AsyncioConnection is not None)\n"
+    )
+    result = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "True", result.stderr

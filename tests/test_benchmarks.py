@@ -8,6 +8,7 @@ claims, and that the load simulation lost nothing.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,8 @@ from servers import RabbitServer, missing_reason
 
 pytestmark = pytest.mark.integration
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+REPO = Path(__file__).resolve().parent.parent
+BENCHMARKS = REPO / "benchmarks"
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +67,59 @@ def test_the_load_simulation_loses_nothing(broker):
     figures = dict(zip(header, row, strict=False))
     assert figures["offered"] == figures["confirmed"] == figures["stored"] == "20", out
     assert figures["lost"] == figures["twice"] == "0", out
+
+
+def regular_install(work: Path) -> Path:
+    """The python of a virtualenv holding a regular (non-editable) install of this checkout,
+    built from a copy of it as a wheel; the dependencies are this interpreter's own (its
+    site-packages after the virtualenv's on sys.path, through a path file: no index needed;
+    an editable install there is not active, as a path file's directories get no path files
+    of their own read)."""
+    source = work / "source"
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(".*", "build", "dist", "*.egg-info", "__pycache__"),
+    )
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    wheels = work / "wheels"
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)],
+        check=True,
+        cwd=work,
+    )
+    venv = work / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    (wheel,) = wheels.glob("*.whl")
+    subprocess.run([*pip, "--python", str(python), "install", "--no-deps", str(wheel)], check=True)
+    target = subprocess.run(
+        [str(python), "-P", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    ours = [entry for entry in sys.path if entry.endswith("site-packages")]
+    (Path(target) / "zz-dependencies.pth").write_text("\n".join(ours) + "\n")
+    return python
+
+
+@pytest.mark.slow
+def test_a_benchmark_run_from_the_checkout_times_the_regular_install(tmp_path):
+    # from the checkout's root, its `accre_monitor/` (the core alone) must not shadow the
+    # installed package, which package_dir completes with pipeline, outputs and checks
+    if missing_reason("redis"):
+        pytest.skip(missing_reason("redis"))
+    python = regular_install(tmp_path)
+    done = subprocess.run(
+        [str(python), "benchmarks/pipeline.py", "--records", "20", "--rounds", "1"]
+        + ["--cli-runs", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "No module named" not in done.stderr
+    assert re.search(r"fresh process: import \+ open spool .* \d+\.\d\d$", done.stdout, re.M)
+    assert re.search(r"replay -> redis .* \d+\.\d\d$", done.stdout, re.M), done.stdout

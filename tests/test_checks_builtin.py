@@ -368,7 +368,7 @@ def sleepers():
     """Two child Python processes whose command line holds a unique marker."""
     marker = f"accre-test-{uuid.uuid4().hex}"
     code = "import time; time.sleep(120)"
-    children = [subprocess.Popen([sys.executable, "-c", code, marker]) for _ in range(2)]
+    children = [subprocess.Popen([sys.executable, "-P", "-c", code, marker]) for _ in range(2)]
     try:
         # Wait until both have exec'd: before that, their command line is pytest's.
         deadline = time.monotonic() + 10
@@ -458,7 +458,7 @@ def test_processes_never_counts_the_process_running_the_check():
     )
     # The child's own command line holds the marker, twice; it must not count itself.
     out = subprocess.run(
-        [sys.executable, "-c", code, marker], capture_output=True, text=True, check=True
+        [sys.executable, "-P", "-c", code, marker], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "0"
 

@@ -109,7 +109,7 @@ def probe(path, env):
     import sys
 
     done = subprocess.run(
-        [sys.executable, "-c", CACHE_PROBE, str(path)],
+        [sys.executable, "-P", "-c", CACHE_PROBE, str(path)],
         capture_output=True,
         text=True,
         env=env,

@@ -197,7 +197,7 @@ def test_reading_imports_no_json_module_unless_the_text_is_refused():
         "assert loads(dumps({'a': [1.5, None, 'x']})) == {'a': [1.5, None, 'x']}\n"
         "print(sorted(m for m in sys.modules if m == 'json' or m.startswith('json.')))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True)
     assert done.stdout == "[]\n", done.stderr
 
 

@@ -30,7 +30,9 @@ time.sleep(30)
 
 def hold_in_other_process(lockdir, name):
     proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(lockdir), name], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-P", "-c", HOLD_LOCK, str(lockdir), name],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout.readline().strip() == "OK"
     return proc

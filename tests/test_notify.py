@@ -137,7 +137,7 @@ def test_many_processes_writing_at_once_lose_nothing(tmp_path):
     path = str(tmp_path / "slack-state.db")
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, path, f"cn{n}"], stderr=subprocess.PIPE, text=True
+            [sys.executable, "-P", "-c", WRITER, path, f"cn{n}"], stderr=subprocess.PIPE, text=True
         )
         for n in range(12)
     ]

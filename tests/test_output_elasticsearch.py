@@ -474,5 +474,5 @@ def test_configuring_the_output_does_not_import_the_client_until_it_delivers():
         "import sys; from accre_monitor.outputs import create_output; "
         "create_output('elasticsearch', {}); print('elasticsearch' in sys.modules)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr

@@ -441,7 +441,7 @@ def test_spooling_for_the_broker_imports_no_codec_and_no_client(cli):
         f'[spool]\npath = "{cli.tmp / "spool.db"}"\ninline = false\n'
     )
     done = subprocess.run(
-        [sys.executable, "-c", SPOOL_ONLY_PROBE],
+        [sys.executable, "-P", "-c", SPOOL_ONLY_PROBE],
         capture_output=True,
         text=True,
         env=cli.env,

@@ -131,7 +131,9 @@ def test_a_writer_killed_at_any_point_leaves_the_spool_consistent(tmp_path):
     path = str(tmp_path / "spool.db")
     for round_ in range(8):
         proc = subprocess.Popen(
-            [sys.executable, "-c", WRITER, path, f"r{round_}"], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-P", "-c", WRITER, path, f"r{round_}"],
+            stdout=subprocess.PIPE,
+            text=True,
         )
         acknowledged = -1
         deadline = time.monotonic() + 0.2 + round_ * 0.05
@@ -164,7 +166,7 @@ def test_fifty_processes_writing_at_once_lose_nothing(tmp_path):
     path = str(tmp_path / "spool.db")
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", ADDER, path, f"p{n}"], stderr=subprocess.PIPE, text=True
+            [sys.executable, "-P", "-c", ADDER, path, f"p{n}"], stderr=subprocess.PIPE, text=True
         )
         for n in range(50)
     ]

@@ -41,7 +41,7 @@ sys.exit(code)
 def heavy_imports(cli, *args):
     """The heavy modules a run of `accre-monitor ARGS` imports, and its stdout."""
     done = subprocess.run(
-        [sys.executable, "-c", RUN, *args],
+        [sys.executable, "-P", "-c", RUN, *args],
         capture_output=True,
         text=True,
         env=cli.env,
