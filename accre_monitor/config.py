@@ -39,8 +39,6 @@ MONITORING_KEYS: dict[str, tuple[tuple[type, ...], Any]] = {
 # output when it is built (outputs).
 OTHER_SECTIONS = ("outputs", "spool", "bus")
 
-SECRET_WORDS = ("password", "api_key", "apikey", "token", "secret", "webhook")
-
 
 class Config:
     """The validated config: `[monitoring]` keys as attributes, other sections in `sections`.
@@ -55,6 +53,10 @@ class Config:
     def __init__(self, path: str | None = None, data: dict[str, Any] | None = None) -> None:
         self.path = path
         data = data or {}
+        if data:
+            from accre_monitor import redaction
+
+            redaction.watch(data)  # its secrets are kept out of every message from now on
         monitoring = data.get("monitoring", {})
         for key, (_types, default) in MONITORING_KEYS.items():
             value = monitoring.get(key, default)
@@ -98,6 +100,9 @@ class Config:
 
     def problem(self, message: str) -> None:
         """Report a delivery-side configuration problem once, and keep it for spool_health."""
+        from accre_monitor.redaction import scrub
+
+        message = scrub(message)
         if message not in self.problems:
             self.problems.append(message)
             where = f"config file {self.path}" if self.path else "built-in config"
@@ -248,27 +253,20 @@ def _check_output_names(used: list[str], sections: dict[str, Any], path: str) ->
 
 def _holds_secrets(data: Any) -> bool:
     """Whether a key named like a secret has a value, or a URL carries a password."""
+    from accre_monitor.redaction import is_secret_key, split_credentials
+
     if isinstance(data, dict):
         return any(
             (
                 isinstance(key, str)
-                and any(word in key.lower() for word in SECRET_WORDS)
-                and isinstance(value, str)
-                and value
+                and is_secret_key(key)
+                and isinstance(value, (str, int, float))
+                and not isinstance(value, bool)
+                and value != ""
             )
             or _holds_secrets(value)
             for key, value in data.items()
         )
     if isinstance(data, list):
         return any(_holds_secrets(item) for item in data)
-    return isinstance(data, str) and url_has_password(data)
-
-
-def url_has_password(value: str) -> bool:
-    """`scheme://user:password@host...` (the password may be empty)."""
-    scheme_end = value.find("://")
-    if scheme_end < 1:
-        return False
-    netloc = value[scheme_end + 3 :].split("/", 1)[0]
-    userinfo, at, _host = netloc.rpartition("@")
-    return bool(at) and ":" in userinfo
+    return isinstance(data, str) and split_credentials(data)[2] is not None

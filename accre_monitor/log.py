@@ -2,7 +2,8 @@
 
 structlog costs more to import than a whole check run, so it is only loaded when
 something is actually logged: a healthy run with stdout outputs never pays for it.
-Set `ACCRE_MONITOR_LOG_FORMAT=json` for one JSON object per line.
+Set `ACCRE_MONITOR_LOG_FORMAT=json` for one JSON object per line. Every line, in either
+format, goes through accre_monitor.redaction: no password or token reaches stderr.
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ class _Stderr:
         sys.stderr.flush()
 
 
+def _scrub(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """The event and every value of a log line without secrets."""
+    from accre_monitor.redaction import scrub_all
+
+    return scrub_all(event_dict)
+
+
 def _render_line(_logger: Any, method: str, event_dict: dict[str, Any]) -> str:
     """One readable line: `accre-monitor: warning: message key=value ...`."""
     event = event_dict.pop("event", "")
@@ -49,10 +57,11 @@ def configure(fmt: str | None = None) -> Any:
         processors += [
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.dict_tracebacks,
+            _scrub,
             structlog.processors.JSONRenderer(),
         ]
     else:
-        processors.append(_render_line)
+        processors += [_scrub, _render_line]
     structlog.configure(
         processors=processors,
         logger_factory=structlog.PrintLoggerFactory(_Stderr()),

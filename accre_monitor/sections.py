@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from accre_monitor.redaction import split_credentials
 from accre_monitor.settings import Setting, check_section, choice, flag, integer, seconds, text
 
 TYPE_CHECKING = False
@@ -64,10 +65,10 @@ def _amqp_url(value: str) -> bool:
     Checked by hand: urllib.parse would cost a check run that never publishes (a stdout run
     on a node whose config names a broker) more than a third of its time.
     """
-    scheme, separator, rest = value.partition("://")
+    scheme, separator, rest = split_credentials(value)[0].partition("://")
     if scheme not in ("amqp", "amqps") or not separator:
         return False
-    netloc = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+    netloc = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
     if netloc.startswith("["):  # [IPv6]:port
         host, closed, tail = netloc[1:].partition("]")
         if not closed or (tail and not tail.startswith(":")):

@@ -73,13 +73,26 @@ def texts(default: list[str] | None) -> Setting:
     )
 
 
-def describe(value: Any) -> str:
-    """A value as a message shows it (short, and never a secret: only scalars are shown)."""
+def describe(value: Any, key: str = "") -> str:
+    """A value as a message shows it: short, and never a secret. The value of a key named
+    like a secret (`password`, `api_key`, `webhook_url`) is never shown at all; a text is
+    shown without the password of a URL in it, or any other secret the process knows."""
+    from accre_monitor.redaction import is_secret_key, scrub
+
+    if is_secret_key(key) and value is not None:
+        return f"{_a(value)} (the value is not shown: it is a secret)"
     if isinstance(value, (bool, int, float)) or value is None:
-        return repr(value)
+        return scrub(repr(value))
     if isinstance(value, str):
+        value = scrub(value)
         return repr(value if len(value) <= 40 else value[:37] + "...")
-    return f"a {type(value).__name__}"
+    return _a(value)
+
+
+def _a(value: Any) -> str:
+    """`a list`, `an int`: what a value is, without showing it."""
+    name = type(value).__name__
+    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
 
 
 def check_section(
@@ -104,5 +117,7 @@ def check_section(
         if setting.check(value):
             settings[key] = value
         else:
-            problems.append(f"{section}.{key} must be {setting.expected}, not {describe(value)}")
+            problems.append(
+                f"{section}.{key} must be {setting.expected}, not {describe(value, key)}"
+            )
     return settings, unknown, problems

@@ -112,26 +112,21 @@ class Output:
         """
         import os
 
+        from accre_monitor.redaction import is_secret_key, remember
+
         variable = f"ACCRE_MONITOR_{self.section}_{key}".upper().replace("-", "_")
-        return os.environ.get(variable) or self.settings.get(key) or None
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password (`scheme://user:***@host`), safe for messages and logs."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    try:
-        parts = urlsplit(url)
-        host = parts.netloc.rpartition("@")[2]
-        if parts.password is None and parts.username is None:
-            return url
-    except ValueError:
-        return "<unparsable url>"
-    user = f"{parts.username}:***" if parts.password is not None else "***"
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+        value = os.environ.get(variable) or self.settings.get(key) or None
+        if is_secret_key(key):
+            remember(value)  # never shown from now on, whatever message quotes it
+        if value is not None and not isinstance(value, str):
+            shown = "" if is_secret_key(key) else f", not {value!r}"
+            raise self._bad(key, f"must be a string{shown}")
+        return value
 
 
 def describe_error(exc: BaseException) -> str:
-    """`Type: message`, for spool entries and logs."""
+    """`Type: message`, for spool entries and logs, without any secret the process knows."""
+    from accre_monitor.redaction import scrub
+
     text = str(exc).strip() or "no details"
-    return f"{type(exc).__name__}: {text}"
+    return scrub(f"{type(exc).__name__}: {text}")

@@ -20,6 +20,7 @@ import argh
 
 from accre_monitor import log
 from accre_monitor.errors import ConfigError, UserError
+from accre_monitor.redaction import scrub, scrub_all
 
 _config_path: str | None = None
 
@@ -80,7 +81,7 @@ def _broker_status(config: Any) -> dict[str, Any] | None:
     try:
         connection = connect(config.bus)
     except BrokerUnavailable as exc:
-        result["error"] = str(exc)
+        result["error"] = scrub(str(exc))
         return result
     try:
         result["queues"] = depths(connection.channel(), config.bus, remote_outputs(config))
@@ -112,6 +113,7 @@ def status(*, json: bool = False) -> None:
         payload = {**report.as_dict(), "problems": config.problems}
         if broker is not None:
             payload["broker"] = broker
+        payload = scrub_all(payload)
         sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         _print_status(report)

@@ -39,6 +39,7 @@ from accre_monitor import log
 from accre_monitor.codec import decode
 from accre_monitor.errors import ConfigError, UserError
 from accre_monitor.outcome import DELIVERED, EXPIRED, REJECTED, Outcome
+from accre_monitor.redaction import scrub
 
 STORE_BACKOFF_START = 0.5  # seconds before a batch a store could not take is tried again
 STORE_BACKOFF_MAX = 30.0
@@ -441,7 +442,8 @@ class RabbitShipper:
 
         from accre_monitor.pipeline.topology import ATTEMPTS_HEADER, REASON_HEADER, retry_queue
 
-        headers = {**message.headers, ATTEMPTS_HEADER: attempts, REASON_HEADER: str(error)[:1000]}
+        reason = scrub(str(error))[:1000]
+        headers = {**message.headers, ATTEMPTS_HEADER: attempts, REASON_HEADER: reason}
         properties = pika.BasicProperties(
             delivery_mode=2,
             content_type="application/json",
@@ -466,6 +468,7 @@ class RabbitShipper:
             dead_queue,
         )
 
+        reason = scrub(reason)  # the header is read by anyone with access to the queue
         headers = {
             **message.headers,
             REASON_HEADER: reason[:1000],

@@ -29,6 +29,7 @@ import time
 from accre_monitor import log
 from accre_monitor.errors import ConfigError
 from accre_monitor.outcome import DELIVERED, EXPIRED, REJECTED
+from accre_monitor.redaction import scrub
 from accre_monitor.sqlite_files import (
     create_private,
     is_corruption,
@@ -264,6 +265,7 @@ class Spool:
         wait at least (a 429's Retry-After).
         """
         now = time.time()
+        error = scrub(error) if error else error  # written to a file: never a secret
 
         def due() -> float:
             wait = self.backoff(attempts) if attempts else 0.0
@@ -382,6 +384,7 @@ class Spool:
         now = time.time()
         delivered, retried, dead, expired = [], [], [], []
         for entry, state, error, *more in results:
+            error = scrub(error) if error else error  # written to a file: never a secret
             if state == DELIVERED:
                 delivered.append((entry.seq,))
             elif state == EXPIRED:
@@ -505,7 +508,7 @@ class Spool:
                 "record_id": record_id,
                 "output": out,
                 "attempts": attempts,
-                "reason": reason,
+                "reason": scrub(reason) if reason else reason,
                 "died": died,
                 "body": body,
             }

@@ -13,8 +13,8 @@ from accre_monitor.dates import epoch_micros
 from accre_monitor.errors import ConfigError
 from accre_monitor.outcome import DELIVERED, REJECTED, Outcome, StoreUnavailable
 from accre_monitor.outputs import create_output
-from accre_monitor.outputs.base import redact_url
 from accre_monitor.record import build_record
+from accre_monitor.redaction import redact_url
 
 redis = pytest.importorskip("redis")
 from accre_monitor.outputs import redis as redis_output  # noqa: E402 - needs redis-py
