@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 SYSTEM_CONFIG = "/etc/accre-monitor/config.toml"
 DEFAULT_TIMEOUT = 30.0
+MAX_TIMEOUT = 86400.0  # a day: beyond it a check is not being monitored any more
 
 # key -> (accepted types, default, description used in messages)
 MONITORING_KEYS: dict[str, tuple[tuple[type, ...], Any]] = {
@@ -224,8 +225,12 @@ def validate(data: dict[str, Any], path: str) -> None:
         raise ConfigError(
             f"invalid config file {path}: unknown monitoring.system {system!r} (known: {known})"
         )
-    if monitoring.get("timeout", DEFAULT_TIMEOUT) < 0:
-        raise ConfigError(f"invalid config file {path}: monitoring.timeout must be >= 0")
+    timeout = monitoring.get("timeout", DEFAULT_TIMEOUT)
+    if not 0 <= timeout <= MAX_TIMEOUT:  # nan and inf too
+        raise ConfigError(
+            f"invalid config file {path}: monitoring.timeout must be a number of seconds "
+            f"from 0 (no limit) to {MAX_TIMEOUT:g}, not {timeout!r}"
+        )
     outputs = data.get("outputs", {})
     if not isinstance(outputs, dict) or not all(isinstance(v, dict) for v in outputs.values()):
         raise ConfigError(f"invalid config file {path}: [outputs.NAME] sections must be tables")

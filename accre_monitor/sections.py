@@ -2,7 +2,8 @@
 
 These sections configure delivery, never the check: a bad value here is reported (one line
 naming the file and the key), replaced by its default, and shown by `spool_health`, while
-the check's result and exit code stay its own.
+the check's result and exit code stay its own. Every number has bounds: finite, and within
+what the code that uses it can take (a timer, `poll`, AMQP's 16-bit prefetch count).
 """
 
 from __future__ import annotations
@@ -16,17 +17,21 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+DAY = 86400.0
+# AMQP carries a channel's prefetch count and the heartbeat in 16 bits
+AMQP_SHORT = 65535
+
 SPOOL: dict[str, Setting] = {
     "path": text(None),
-    "max_entries": integer(100_000, 1),
-    "max_attempts": integer(5, 1),
-    "backoff_base": seconds(10.0),
-    "backoff_max": seconds(900.0),
-    "busy_timeout": seconds(30.0, zero=True),
+    "max_entries": integer(100_000, 1, 100_000_000),
+    "max_attempts": integer(5, 1, 1000),
+    "backoff_base": seconds(10.0, maximum=DAY),
+    "backoff_max": seconds(900.0, maximum=DAY),
+    "busy_timeout": seconds(30.0, zero=True, maximum=3600.0),
     "synchronous": choice("full", "full", "normal"),
     "inline": flag(True),
-    "inline_budget": seconds(5.0),
-    "drain_limit": integer(200, 0),
+    "inline_budget": seconds(5.0, maximum=600.0),
+    "drain_limit": integer(200, 0, 1_000_000),
 }
 
 BUS_KINDS = ("inprocess", "rabbitmq")
@@ -48,14 +53,14 @@ BUS: dict[str, Setting] = {
     "exchange": text("accre-monitor"),
     "queue_prefix": text("accre-monitor"),
     "queue_type": choice("classic", "classic", "quorum"),
-    "connect_timeout": seconds(2.0),
-    "heartbeat": integer(30, 0),
+    "connect_timeout": seconds(2.0, maximum=600.0),
+    "heartbeat": integer(30, 0, AMQP_SHORT),
     "ca_file": text(None),
     "username": text(None),
     "password": text(None),
-    "prefetch": integer(1000, 1),
-    "batch_size": integer(500, 1),
-    "batch_wait": seconds(1.0),
+    "prefetch": integer(1000, 1, AMQP_SHORT),
+    "batch_size": integer(500, 1, AMQP_SHORT),
+    "batch_wait": seconds(1.0, maximum=3600.0),
 }
 
 

@@ -26,21 +26,43 @@ class Setting:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    """A finite int or float (not a bool: TOML's `true` is no number of seconds)."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and value == value  # not nan
+        and value not in (float("inf"), float("-inf"))
+    )
 
 
-def seconds(default: float, *, zero: bool = False) -> Setting:
-    """A number of seconds, above 0 (or at least 0 with `zero`)."""
+def _count(number: float) -> str:
+    """`86400`, `65535`, `0.5`, `100000000` as a message shows a bound."""
+    return f"{number:g}" if number < 1e6 else str(int(number))
+
+
+def seconds(default: float, *, maximum: float, zero: bool = False) -> Setting:
+    """A finite number of seconds, above 0 (or at least 0 with `zero`) and at most `maximum`:
+    a value past what a timer, `poll` or a sleep can take never reaches them."""
+    top = _count(maximum)
     if zero:
-        return Setting(default, "a number of seconds >= 0", lambda v: _number(v) and v >= 0)
-    return Setting(default, "a number of seconds > 0", lambda v: _number(v) and v > 0)
-
-
-def integer(default: int | None, minimum: int) -> Setting:
+        return Setting(
+            default,
+            f"a number of seconds from 0 to {top}",
+            lambda v: _number(v) and 0 <= v <= maximum,
+        )
     return Setting(
         default,
-        f"an integer >= {minimum}",
-        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= minimum,
+        f"a number of seconds above 0 and at most {top}",
+        lambda v: _number(v) and 0 < v <= maximum,
+    )
+
+
+def integer(default: int | None, minimum: int, maximum: int) -> Setting:
+    """An integer from `minimum` to `maximum` (a float such as `5.0` is refused)."""
+    return Setting(
+        default,
+        f"an integer from {_count(minimum)} to {_count(maximum)}",
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and minimum <= v <= maximum,
     )
 
 

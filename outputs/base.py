@@ -70,16 +70,24 @@ class Output:
     def _bad(self, key: str, why: str) -> ConfigError:
         return ConfigError(f"outputs.{self.section}.{key} {why}")
 
-    def setting_seconds(self, key: str) -> float:
-        value = self.settings.get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise self._bad(key, "must be a positive number of seconds")
-        return float(value)
+    def setting_seconds(self, key: str, *, maximum: float, zero: bool = False) -> float:
+        """A finite number of seconds above 0 (at least 0 with `zero`), at most `maximum`."""
+        from accre_monitor.settings import seconds
 
-    def setting_int(self, key: str, minimum: int) -> int:
+        return float(self._checked(key, seconds(None, maximum=maximum, zero=zero)))
+
+    def setting_int(self, key: str, minimum: int, maximum: int) -> int:
+        """An integer from `minimum` to `maximum`."""
+        from accre_monitor.settings import integer
+
+        return self._checked(key, integer(None, minimum, maximum))
+
+    def _checked(self, key: str, setting: Any) -> Any:
+        from accre_monitor.settings import describe
+
         value = self.settings.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self._bad(key, f"must be an integer >= {minimum}")
+        if not setting.check(value):
+            raise self._bad(key, f"must be {setting.expected}, not {describe(value, key)}")
         return value
 
     def setting_text(self, key: str, empty: bool = False) -> str:

@@ -124,9 +124,9 @@ class RedisOutput(RemoteOutput):
     def __init__(self, name: str, settings: dict[str, Any] | None = None, **kw: Any) -> None:
         super().__init__(name, settings, **kw)
         self.prefix = self.setting_text("prefix")
-        self.history_length = self.setting_int("history_length", minimum=0)
-        self.check_history_length = self.setting_int("check_history_length", minimum=0)
-        self.seen_ttl = self.setting_int("seen_ttl", minimum=1)
+        self.history_length = self.setting_int("history_length", 0, 100_000_000)
+        self.check_history_length = self.setting_int("check_history_length", 0, 100_000_000)
+        self.seen_ttl = self.setting_int("seen_ttl", 1, 365 * 86400)
         channel = self.settings.get("channel")
         self.channel = (
             f"{self.prefix}:results"

@@ -82,10 +82,10 @@ class SlackOutput(RemoteOutput):
         if notify not in NOTIFY_MODES:
             raise self._bad("notify", 'must be "every" or "change"')
         self.notify = notify
-        self.renotify = self._seconds_or_zero("renotify")
-        self.min_interval = self._seconds_or_zero("min_interval")
-        self.late_after = self.setting_seconds("late_after")
-        self.digest_threshold = self.setting_int("digest_threshold", minimum=0)
+        self.renotify = self.setting_seconds("renotify", zero=True, maximum=30 * 86400.0)
+        self.min_interval = self.setting_seconds("min_interval", zero=True, maximum=3600.0)
+        self.late_after = self.setting_seconds("late_after", maximum=7 * 86400.0)
+        self.digest_threshold = self.setting_int("digest_threshold", 0, 10_000)
         self.level = self._level()
         self.proxy = self._proxy()
         self._state: NotifyState | None = None
@@ -115,12 +115,6 @@ class SlackOutput(RemoteOutput):
             raise self._bad("webhook_url", f"must be an https:// URL {hidden}")
         host = parts.hostname + (f":{port}" if port else "")
         return url.strip(), f"{parts.scheme}://{host}/***"
-
-    def _seconds_or_zero(self, key: str) -> float:
-        value = self.settings.get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise self._bad(key, "must be a number of seconds >= 0")
-        return float(value)
 
     def _level(self) -> str:
         """The least severity worth a message: the stricter of the preset's and the

@@ -446,8 +446,14 @@ def test_an_api_key_authenticates(secured_es, make_output, api_key):
         ({"index": "Accre-%b"}, "must be lowercase"),
         ({"index": "accre monitor"}, "must not contain"),
         ({"index": "%Y.%m.%d"}, "needs a fixed prefix or suffix"),
-        ({"batch_size": 0}, "outputs.elasticsearch.batch_size must be an integer >= 1"),
-        ({"timeout": "soon"}, "outputs.elasticsearch.timeout must be a positive number of seconds"),
+        (
+            {"batch_size": 0},
+            "outputs.elasticsearch.batch_size must be an integer from 1 to 100000, not 0",
+        ),
+        (
+            {"timeout": "soon"},
+            "outputs.elasticsearch.timeout must be a number of seconds above 0 and at most 600",
+        ),
         ({"verify_certs": "no"}, "outputs.elasticsearch.verify_certs must be true or false"),
         ({"ca_certs": "/nonexistent/ca.pem"}, "ca_certs must name a readable"),
         ({"username": "monitor"}, "outputs.elasticsearch.password is needed"),
