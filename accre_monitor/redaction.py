@@ -307,6 +307,8 @@ def scrub_all(value: Any) -> Any:
         return scrub(value)
     if isinstance(value, dict):
         return {key: scrub_all(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, list):
         return [scrub_all(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(scrub_all(item) for item in value)
     return value

@@ -129,3 +129,15 @@ def test_the_redactor_imports_neither_re_nor_urllib():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_a_log_line_is_scrubbed_in_either_format(capsys):
+    from accre_monitor import log
+
+    remember("s3cr#t-word")
+    for fmt in ("console", "json"):
+        log.configure(fmt)
+        log.warning("store down", error="AUTH s3cr#t-word refused", urls=("amqp://u:x#y@h/",))
+        err = capsys.readouterr().err
+        assert "s3cr" not in err and "x#y" not in err and "***" in err
+    log.configure("console")
