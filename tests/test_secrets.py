@@ -14,7 +14,7 @@ import json
 from urllib.parse import quote
 
 import pytest
-from servers import RabbitServer, RedisServer, free_port, missing_reason
+from servers import CouchServer, RabbitServer, RedisServer, free_port, missing_reason
 
 from accre_monitor.config import load_config
 from accre_monitor.outcome import REJECTED
@@ -240,6 +240,28 @@ def test_a_redis_password_with_every_troublesome_character_works_and_is_never_sh
         collect(cli, "status", done, texts)
         texts.update(written_files(cli))
         assert not leaks(EVERYTHING, texts) and not leaks(wrong, texts)
+
+
+def test_a_couchdb_password_with_every_troublesome_character_works_and_is_never_shown(cli):
+    if missing_reason("couch"):
+        pytest.skip(missing_reason("couch"))
+    with CouchServer(in_memory=True, admins={"admin": EVERYTHING}) as server:
+        cli.write_config(
+            f"""
+            [monitoring]
+            outputs = ["nagios-stdout", "couch"]
+            [outputs.couch]
+            url = "http://admin:{EVERYTHING}@127.0.0.1:{server.port}"
+            """
+        )
+        texts: dict[str, str | bytes] = {}
+        done = cli.run("loadavg")
+        collect(cli, "run", done, texts)
+        assert done.returncode == 0
+        status, body = server.request("GET", "/accre-monitor")
+        assert status == 200 and body["doc_count"] == 1, (body, done.stderr)
+        texts.update(written_files(cli))
+        assert not leaks(EVERYTHING, texts)
 
 
 @pytest.fixture(scope="module")
