@@ -52,7 +52,9 @@ def report_unknown(reason: str, config: Any, line: Any) -> None:
     `ACCRE-MONITOR UNKNOWN - reason`.
     """
     from accre_monitor import log
+    from accre_monitor.redaction import scrub
 
+    reason = scrub(reason)  # stdout is Nagios', and Nagios shows it to everyone
     log.error(reason)
     try:
         if config is None:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 SYSTEM_CONFIG = "/etc/accre-monitor/config.toml"
 DEFAULT_TIMEOUT = 30.0
+MAX_TIMEOUT = 86400.0  # a day: beyond it a check is not being monitored any more
 
 # key -> (accepted types, default, description used in messages)
 MONITORING_KEYS: dict[str, tuple[tuple[type, ...], Any]] = {
@@ -39,8 +40,6 @@ MONITORING_KEYS: dict[str, tuple[tuple[type, ...], Any]] = {
 # output when it is built (outputs).
 OTHER_SECTIONS = ("outputs", "spool", "bus")
 
-SECRET_WORDS = ("password", "api_key", "apikey", "token", "secret", "webhook")
-
 
 class Config:
     """The validated config: `[monitoring]` keys as attributes, other sections in `sections`.
@@ -55,6 +54,10 @@ class Config:
     def __init__(self, path: str | None = None, data: dict[str, Any] | None = None) -> None:
         self.path = path
         data = data or {}
+        if data:
+            from accre_monitor import redaction
+
+            redaction.watch(data)  # its secrets are kept out of every message from now on
         monitoring = data.get("monitoring", {})
         for key, (_types, default) in MONITORING_KEYS.items():
             value = monitoring.get(key, default)
@@ -98,6 +101,9 @@ class Config:
 
     def problem(self, message: str) -> None:
         """Report a delivery-side configuration problem once, and keep it for spool_health."""
+        from accre_monitor.redaction import scrub
+
+        message = scrub(message)
         if message not in self.problems:
             self.problems.append(message)
             where = f"config file {self.path}" if self.path else "built-in config"
@@ -219,8 +225,12 @@ def validate(data: dict[str, Any], path: str) -> None:
         raise ConfigError(
             f"invalid config file {path}: unknown monitoring.system {system!r} (known: {known})"
         )
-    if monitoring.get("timeout", DEFAULT_TIMEOUT) < 0:
-        raise ConfigError(f"invalid config file {path}: monitoring.timeout must be >= 0")
+    timeout = monitoring.get("timeout", DEFAULT_TIMEOUT)
+    if not 0 <= timeout <= MAX_TIMEOUT:  # nan and inf too
+        raise ConfigError(
+            f"invalid config file {path}: monitoring.timeout must be a number of seconds "
+            f"from 0 (no limit) to {MAX_TIMEOUT:g}, not {timeout!r}"
+        )
     outputs = data.get("outputs", {})
     if not isinstance(outputs, dict) or not all(isinstance(v, dict) for v in outputs.values()):
         raise ConfigError(f"invalid config file {path}: [outputs.NAME] sections must be tables")
@@ -248,27 +258,20 @@ def _check_output_names(used: list[str], sections: dict[str, Any], path: str) ->
 
 def _holds_secrets(data: Any) -> bool:
     """Whether a key named like a secret has a value, or a URL carries a password."""
+    from accre_monitor.redaction import is_secret_key, split_credentials
+
     if isinstance(data, dict):
         return any(
             (
                 isinstance(key, str)
-                and any(word in key.lower() for word in SECRET_WORDS)
-                and isinstance(value, str)
-                and value
+                and is_secret_key(key)
+                and isinstance(value, (str, int, float))
+                and not isinstance(value, bool)
+                and value != ""
             )
             or _holds_secrets(value)
             for key, value in data.items()
         )
     if isinstance(data, list):
         return any(_holds_secrets(item) for item in data)
-    return isinstance(data, str) and url_has_password(data)
-
-
-def url_has_password(value: str) -> bool:
-    """`scheme://user:password@host...` (the password may be empty)."""
-    scheme_end = value.find("://")
-    if scheme_end < 1:
-        return False
-    netloc = value[scheme_end + 3 :].split("/", 1)[0]
-    userinfo, at, _host = netloc.rpartition("@")
-    return bool(at) and ":" in userinfo
+    return isinstance(data, str) and split_credentials(data)[2] is not None

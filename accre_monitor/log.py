@@ -4,6 +4,8 @@ structlog costs more to import than a whole check run, so it is only loaded when
 something is actually logged: a healthy run with stdout outputs never pays for it.
 Set `ACCRE_MONITOR_LOG_FORMAT=json` for one JSON object per line (with its `timestamp`).
 A daemon calls `with_timestamps()` to start its plain-text lines with the time as well.
+Every line, in either format, goes through accre_monitor.redaction: no password or token
+reaches stderr.
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ class _Stderr:
 
     def flush(self) -> None:
         sys.stderr.flush()
+
+
+def _scrub(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """The event and every value of a log line without secrets."""
+    from accre_monitor.redaction import scrub_all
+
+    return scrub_all(event_dict)
 
 
 def _render_line(_logger: Any, method: str, event_dict: dict[str, Any]) -> str:
@@ -62,12 +71,13 @@ def configure(fmt: str | None = None) -> Any:
         processors += [
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.dict_tracebacks,
+            _scrub,
             structlog.processors.JSONRenderer(),
         ]
     else:
         if _timestamps:
             processors.append(structlog.processors.TimeStamper(fmt="iso", utc=True))
-        processors.append(_render_line)
+        processors += [_scrub, _render_line]
     structlog.configure(
         processors=processors,
         logger_factory=structlog.PrintLoggerFactory(_Stderr()),

@@ -129,8 +129,13 @@ def parse_timeout(text: str) -> float:
         value = float(text)
     except ValueError:
         raise UserError(f"--timeout must be a number of seconds, not {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise UserError(f"--timeout must be a non-negative number of seconds, not {text!r}")
+    from accre_monitor.config import MAX_TIMEOUT
+
+    if not 0 <= value <= MAX_TIMEOUT:  # nan and inf too
+        raise UserError(
+            f"--timeout must be a number of seconds from 0 (no limit) to {MAX_TIMEOUT:g}, "
+            f"not {text!r}"
+        )
     return value
 
 

@@ -2,30 +2,36 @@
 
 These sections configure delivery, never the check: a bad value here is reported (one line
 naming the file and the key), replaced by its default, and shown by `spool_health`, while
-the check's result and exit code stay its own.
+the check's result and exit code stay its own. Every number has bounds: finite, and within
+what the code that uses it can take (a timer, `poll`, AMQP's 16-bit prefetch count).
 """
 
 from __future__ import annotations
 
 import os
 
+from accre_monitor.redaction import split_credentials
 from accre_monitor.settings import Setting, check_section, choice, flag, integer, seconds, text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+DAY = 86400.0
+# AMQP carries a channel's prefetch count and the heartbeat in 16 bits
+AMQP_SHORT = 65535
+
 SPOOL: dict[str, Setting] = {
     "path": text(None),
-    "max_entries": integer(100_000, 1),
-    "max_attempts": integer(1, 1),
-    "backoff_base": seconds(10.0),
-    "backoff_max": seconds(900.0),
-    "busy_timeout": seconds(30.0, zero=True),
+    "max_entries": integer(100_000, 1, 100_000_000),
+    "max_attempts": integer(1, 1, 1000),
+    "backoff_base": seconds(10.0, maximum=DAY),
+    "backoff_max": seconds(900.0, maximum=DAY),
+    "busy_timeout": seconds(30.0, zero=True, maximum=3600.0),
     "synchronous": choice("full", "full", "normal"),
     "inline": flag(True),
-    "inline_budget": seconds(5.0),
-    "drain_limit": integer(200, 0),
+    "inline_budget": seconds(5.0, maximum=600.0),
+    "drain_limit": integer(200, 0, 1_000_000),
 }
 
 BUS_KINDS = ("inprocess", "rabbitmq")
@@ -47,14 +53,14 @@ BUS: dict[str, Setting] = {
     "exchange": text("accre-monitor"),
     "queue_prefix": text("accre-monitor"),
     "queue_type": choice("classic", "classic", "quorum"),
-    "connect_timeout": seconds(2.0),
-    "heartbeat": integer(30, 0),
+    "connect_timeout": seconds(2.0, maximum=600.0),
+    "heartbeat": integer(30, 0, AMQP_SHORT),
     "ca_file": text(None),
     "username": text(None),
     "password": text(None),
-    "prefetch": integer(1000, 1),
-    "batch_size": integer(500, 1),
-    "batch_wait": seconds(1.0),
+    "prefetch": integer(1000, 1, AMQP_SHORT),
+    "batch_size": integer(500, 1, AMQP_SHORT),
+    "batch_wait": seconds(1.0, maximum=3600.0),
 }
 
 
@@ -64,10 +70,10 @@ def _amqp_url(value: str) -> bool:
     Checked by hand: urllib.parse would cost a check run that never publishes (a stdout run
     on a node whose config names a broker) more than a third of its time.
     """
-    scheme, separator, rest = value.partition("://")
+    scheme, separator, rest = split_credentials(value)[0].partition("://")
     if scheme not in ("amqp", "amqps") or not separator:
         return False
-    netloc = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+    netloc = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
     if netloc.startswith("["):  # [IPv6]:port
         host, closed, tail = netloc[1:].partition("]")
         if not closed or (tail and not tail.startswith(":")):

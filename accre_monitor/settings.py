@@ -26,21 +26,43 @@ class Setting:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    """A finite int or float (not a bool: TOML's `true` is no number of seconds)."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and value == value  # not nan
+        and value not in (float("inf"), float("-inf"))
+    )
 
 
-def seconds(default: float, *, zero: bool = False) -> Setting:
-    """A number of seconds, above 0 (or at least 0 with `zero`)."""
+def _count(number: float) -> str:
+    """`86400`, `65535`, `0.5`, `100000000` as a message shows a bound."""
+    return f"{number:g}" if number < 1e6 else str(int(number))
+
+
+def seconds(default: float, *, maximum: float, zero: bool = False) -> Setting:
+    """A finite number of seconds, above 0 (or at least 0 with `zero`) and at most `maximum`:
+    a value past what a timer, `poll` or a sleep can take never reaches them."""
+    top = _count(maximum)
     if zero:
-        return Setting(default, "a number of seconds >= 0", lambda v: _number(v) and v >= 0)
-    return Setting(default, "a number of seconds > 0", lambda v: _number(v) and v > 0)
-
-
-def integer(default: int | None, minimum: int) -> Setting:
+        return Setting(
+            default,
+            f"a number of seconds from 0 to {top}",
+            lambda v: _number(v) and 0 <= v <= maximum,
+        )
     return Setting(
         default,
-        f"an integer >= {minimum}",
-        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= minimum,
+        f"a number of seconds above 0 and at most {top}",
+        lambda v: _number(v) and 0 < v <= maximum,
+    )
+
+
+def integer(default: int | None, minimum: int, maximum: int) -> Setting:
+    """An integer from `minimum` to `maximum` (a float such as `5.0` is refused)."""
+    return Setting(
+        default,
+        f"an integer from {_count(minimum)} to {_count(maximum)}",
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and minimum <= v <= maximum,
     )
 
 
@@ -73,13 +95,26 @@ def texts(default: list[str] | None) -> Setting:
     )
 
 
-def describe(value: Any) -> str:
-    """A value as a message shows it (short, and never a secret: only scalars are shown)."""
+def describe(value: Any, key: str = "") -> str:
+    """A value as a message shows it: short, and never a secret. The value of a key named
+    like a secret (`password`, `api_key`, `webhook_url`) is never shown at all; a text is
+    shown without the password of a URL in it, or any other secret the process knows."""
+    from accre_monitor.redaction import is_secret_key, scrub
+
+    if is_secret_key(key) and value is not None:
+        return f"{_a(value)} (the value is not shown: it is a secret)"
     if isinstance(value, (bool, int, float)) or value is None:
-        return repr(value)
+        return scrub(repr(value))
     if isinstance(value, str):
+        value = scrub(value)
         return repr(value if len(value) <= 40 else value[:37] + "...")
-    return f"a {type(value).__name__}"
+    return _a(value)
+
+
+def _a(value: Any) -> str:
+    """`a list`, `an int`: what a value is, without showing it."""
+    name = type(value).__name__
+    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
 
 
 def check_section(
@@ -104,5 +139,7 @@ def check_section(
         if setting.check(value):
             settings[key] = value
         else:
-            problems.append(f"{section}.{key} must be {setting.expected}, not {describe(value)}")
+            problems.append(
+                f"{section}.{key} must be {setting.expected}, not {describe(value, key)}"
+            )
     return settings, unknown, problems

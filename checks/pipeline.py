@@ -51,6 +51,7 @@ def spool_health(opts: dict) -> tuple:
 
     from accre_monitor.config import load_config
     from accre_monitor.pipeline.report import read_spool
+    from accre_monitor.redaction import scrub
 
     config = load_config(config_path) if config_path else run_config()
     report = read_spool(config.spool)
@@ -61,6 +62,7 @@ def spool_health(opts: dict) -> tuple:
     problems += [
         f"corrupt spool set aside: {path} (inspect, then delete it)" for path in report.set_aside
     ]
+    problems = [scrub(problem) for problem in problems]  # shown by Nagios, shipped to stores
 
     status = CRITICAL if problems else OK
     backlog = []

@@ -70,16 +70,24 @@ class Output:
     def _bad(self, key: str, why: str) -> ConfigError:
         return ConfigError(f"outputs.{self.section}.{key} {why}")
 
-    def setting_seconds(self, key: str) -> float:
-        value = self.settings.get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise self._bad(key, "must be a positive number of seconds")
-        return float(value)
+    def setting_seconds(self, key: str, *, maximum: float, zero: bool = False) -> float:
+        """A finite number of seconds above 0 (at least 0 with `zero`), at most `maximum`."""
+        from accre_monitor.settings import seconds
 
-    def setting_int(self, key: str, minimum: int) -> int:
+        return float(self._checked(key, seconds(None, maximum=maximum, zero=zero)))
+
+    def setting_int(self, key: str, minimum: int, maximum: int) -> int:
+        """An integer from `minimum` to `maximum`."""
+        from accre_monitor.settings import integer
+
+        return self._checked(key, integer(None, minimum, maximum))
+
+    def _checked(self, key: str, setting: Any) -> Any:
+        from accre_monitor.settings import describe
+
         value = self.settings.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self._bad(key, f"must be an integer >= {minimum}")
+        if not setting.check(value):
+            raise self._bad(key, f"must be {setting.expected}, not {describe(value, key)}")
         return value
 
     def setting_text(self, key: str, empty: bool = False) -> str:
@@ -112,26 +120,21 @@ class Output:
         """
         import os
 
+        from accre_monitor.redaction import is_secret_key, remember
+
         variable = f"ACCRE_MONITOR_{self.section}_{key}".upper().replace("-", "_")
-        return os.environ.get(variable) or self.settings.get(key) or None
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password (`scheme://user:***@host`), safe for messages and logs."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    try:
-        parts = urlsplit(url)
-        host = parts.netloc.rpartition("@")[2]
-        if parts.password is None and parts.username is None:
-            return url
-    except ValueError:
-        return "<unparsable url>"
-    user = f"{parts.username}:***" if parts.password is not None else "***"
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+        value = os.environ.get(variable) or self.settings.get(key) or None
+        if is_secret_key(key):
+            remember(value)  # never shown from now on, whatever message quotes it
+        if value is not None and not isinstance(value, str):
+            shown = "" if is_secret_key(key) else f", not {value!r}"
+            raise self._bad(key, f"must be a string{shown}")
+        return value
 
 
 def describe_error(exc: BaseException) -> str:
-    """`Type: message`, for spool entries and logs."""
+    """`Type: message`, for spool entries and logs, without any secret the process knows."""
+    from accre_monitor.redaction import scrub
+
     text = str(exc).strip() or "no details"
-    return f"{type(exc).__name__}: {text}"
+    return scrub(f"{type(exc).__name__}: {text}")

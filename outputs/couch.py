@@ -24,12 +24,13 @@ from __future__ import annotations
 import base64
 import re
 import time
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from accre_monitor.codec import encode
 from accre_monitor.outcome import DELIVERED, REJECTED, RETRY, Outcome, StoreUnavailable
-from accre_monitor.outputs.base import describe_error, redact_url
+from accre_monitor.outputs.base import describe_error
 from accre_monitor.outputs.remote import RemoteOutput
+from accre_monitor.redaction import redact_url, remember_url, split_credentials
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -70,19 +71,22 @@ class CouchOutput(RemoteOutput):
         self._tls_verify = self.setting_flag("tls_verify")
         self._tls_ca_file = self.setting_file("tls_ca_file")
         url = self.setting_text("url")
+        # credentials first (a `#` or `/` in the password is the password's), so that
+        # urllib and its errors only ever see the rest
+        bare, url_username, url_password = split_credentials(url)
+        remember_url(url)
         try:
-            parts = urlsplit(url)
+            parts = urlsplit(bare)
             parts.port  # noqa: B018 - raises ValueError for a bad port
         except ValueError as exc:
             raise self._bad("url", f"{redact_url(url)!r} is not valid: {exc}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise self._bad("url", f"must be an http:// or https:// URL (got {redact_url(url)!r})")
-        netloc = parts.netloc.rpartition("@")[2]
-        base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+        base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
         self.safe_url = base
         self.db_url = f"{base}/{quote(database, safe='')}"
-        username = self.secret("username") or (parts.username and unquote(parts.username))
-        password = self.secret("password") or (parts.password and unquote(parts.password))
+        username = self.secret("username") or url_username or None
+        password = self.secret("password") or url_password or None
         if password and not username:
             raise self._bad("password", f"is set but outputs.{self.section}.username is not")
         self._headers = dict(JSON_HEADERS)

@@ -53,6 +53,13 @@ from accre_monitor.codec import encode
 from accre_monitor.dates import record_moment
 from accre_monitor.outcome import DELIVERED, REJECTED, RETRY, Outcome, StoreUnavailable
 from accre_monitor.outputs.remote import RemoteOutput
+from accre_monitor.redaction import (
+    redact_url,
+    remember_url,
+    scrub,
+    split_credentials,
+    with_credentials,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -123,11 +130,21 @@ class ElasticsearchOutput(RemoteOutput):
             hosts = [hosts]
         if not isinstance(hosts, list) or not hosts:
             raise self._bad("hosts", "must be a URL or a non-empty list of URLs")
+        found = []
         for host in hosts:
-            if not _is_http_url(host):
-                # never echo the URL itself: it may carry a password
-                raise self._bad("hosts", "must hold http:// or https:// URLs with a host name")
-        return list(hosts)
+            if not isinstance(host, str):
+                raise self._bad("hosts", f"must hold URLs, not a {type(host).__name__}")
+            # credentials first (a `#` or `/` in the password is the password's): urllib
+            # and the client only ever parse the rest, and get the credentials re-encoded
+            bare, username, password = split_credentials(host)
+            if not _is_http_url(bare):
+                shown = redact_url(host)
+                raise self._bad(
+                    "hosts", f"must hold http:// or https:// URLs with a host name, not {shown!r}"
+                )
+            remember_url(host)
+            found.append(with_credentials(bare, username, password))
+        return found
 
     def _index_pattern(self) -> str:
         pattern = self.setting_text("index")
@@ -155,16 +172,6 @@ class ElasticsearchOutput(RemoteOutput):
         if username:
             return {"basic_auth": (username, password)}
         return {}
-
-    def _secrets(self) -> list[str]:
-        found = [self.secret("password"), self.secret("api_key")]
-        found += [urlsplit(host).password for host in self.hosts]
-        return [s for s in found if s]
-
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets():
-            text = text.replace(secret, "***")
-        return text
 
     # -- delivery --------------------------------------------------------------------------
 
@@ -231,11 +238,11 @@ class ElasticsearchOutput(RemoteOutput):
                 )
                 log.debug("elasticsearch index template installed", template=name)
         except TransportError as exc:
-            text = self._redact(_transport(exc))
+            text = scrub(_transport(exc))
             raise StoreUnavailable(f"elasticsearch index template: {text}") from None
         except ApiError as exc:
             status = _status(exc)
-            text = self._redact(_api_error(exc))
+            text = scrub(_api_error(exc))
             if status in (401, 429) or status >= 500:
                 raise StoreUnavailable(f"elasticsearch index template: {text}") from None
             log.warning(
@@ -254,9 +261,9 @@ class ElasticsearchOutput(RemoteOutput):
         try:
             answer = self._within(client, deadline, "the bulk request").bulk(operations=body)
         except TransportError as exc:
-            raise StoreUnavailable(self._redact(f"elasticsearch bulk: {_transport(exc)}")) from None
+            raise StoreUnavailable(scrub(f"elasticsearch bulk: {_transport(exc)}")) from None
         except ApiError as exc:
-            raise StoreUnavailable(self._redact(f"elasticsearch bulk: {_api_error(exc)}")) from None
+            raise StoreUnavailable(scrub(f"elasticsearch bulk: {_api_error(exc)}")) from None
         items = answer.body.get("items") or []
         results = [item_outcome(item) for item in items[: len(chunk)]]
         missing = Outcome(RETRY, "no result for this record in the bulk answer")

@@ -80,10 +80,8 @@ class NscaOutput(RemoteOutput):
     def __init__(self, name: str, settings: dict[str, Any] | None = None, **kw: Any) -> None:
         super().__init__(name, settings, **kw)
         self.host = self.setting_text("host")
-        self.port = self.setting_int("port", minimum=1)
-        if self.port > 65535:
-            raise self._bad("port", "must be a TCP port (1-65535)")
-        self.max_age = self.setting_seconds("max_age")
+        self.port = self.setting_int("port", 1, 65535)
+        self.max_age = self.setting_seconds("max_age", maximum=86400.0)
         max_output = self.settings.get("max_output")
         if type(max_output) is not int or max_output not in wire.OUTPUT_SIZES:
             raise self._bad(

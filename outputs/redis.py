@@ -43,13 +43,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from accre_monitor.codec import encode
 from accre_monitor.dates import epoch_micros
 from accre_monitor.outcome import DELIVERED, REJECTED, RETRY, Outcome, StoreUnavailable
-from accre_monitor.outputs.base import describe_error, redact_url
+from accre_monitor.outputs.base import describe_error
 from accre_monitor.outputs.remote import RemoteOutput
+from accre_monitor.redaction import redact_url, remember_url, split_credentials
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -123,9 +124,9 @@ class RedisOutput(RemoteOutput):
     def __init__(self, name: str, settings: dict[str, Any] | None = None, **kw: Any) -> None:
         super().__init__(name, settings, **kw)
         self.prefix = self.setting_text("prefix")
-        self.history_length = self.setting_int("history_length", minimum=0)
-        self.check_history_length = self.setting_int("check_history_length", minimum=0)
-        self.seen_ttl = self.setting_int("seen_ttl", minimum=1)
+        self.history_length = self.setting_int("history_length", 0, 100_000_000)
+        self.check_history_length = self.setting_int("check_history_length", 0, 100_000_000)
+        self.seen_ttl = self.setting_int("seen_ttl", 1, 365 * 86400)
         channel = self.settings.get("channel")
         self.channel = (
             f"{self.prefix}:results"
@@ -135,17 +136,19 @@ class RedisOutput(RemoteOutput):
         self.tls_verify = self.setting_flag("tls_verify")
         url = self.setting_text("url")
         self.safe_url = redact_url(url)
+        # credentials first (a `#` or `/` in the password is the password's), so that
+        # urllib, redis-py and their errors only ever see the rest
+        self._url, url_username, url_password = split_credentials(url)
+        remember_url(url)
         try:
-            parts = urlsplit(url)
-            url_username, url_password = parts.username, parts.password
+            parts = urlsplit(self._url)
             problem = _url_problem(parts)
         except ValueError as exc:
             problem = str(exc)
         if problem:
             raise self._bad("url", f"{self.safe_url!r} is not a usable Redis URL: {problem}")
-        self._url = _without_credentials(url)
-        self._username = self.secret("username") or (url_username and unquote(url_username))
-        self._password = self.secret("password") or (url_password and unquote(url_password))
+        self._username = self.secret("username") or url_username or None
+        self._password = self.secret("password") or url_password or None
         self.tls_ca_file = self.setting_file("tls_ca_file")
         if self.tls_ca_file is not None and parts.scheme != "rediss":
             raise self._bad("tls_ca_file", "needs a rediss:// url")
@@ -290,15 +293,6 @@ def _url_problem(parts: Any) -> str | None:
     if database and not database.isdigit():
         return f"the database {database!r} is not a number"
     return None
-
-
-def _without_credentials(url: str) -> str:
-    """The URL without user and password (kept as is otherwise: `unix:///path` stays)."""
-    netloc = urlsplit(url).netloc
-    if "@" not in netloc:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{netloc.rpartition('@')[2]}{rest[len(netloc) :]}"
 
 
 def _no_client_setinfo() -> dict[str, Any]:

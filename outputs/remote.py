@@ -53,8 +53,8 @@ class RemoteOutput(Output):
 
     def __init__(self, name: str, settings: dict[str, Any] | None = None, **kw: Any) -> None:
         super().__init__(name, settings, **kw)
-        self.timeout = self.setting_seconds("timeout")
-        self.batch_size = self.setting_int("batch_size", minimum=1)
+        self.timeout = self.setting_seconds("timeout", maximum=600.0)
+        self.batch_size = self.setting_int("batch_size", 1, 100_000)
 
     def deliver(self, records: list[dict[str, Any]], timeout: float) -> list[Outcome]:
         deadline = time.monotonic() + timeout

@@ -24,15 +24,16 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import urlsplit
 
 from accre_monitor import log
 from accre_monitor.codec import encode
 from accre_monitor.outcome import DELIVERED, REJECTED, RETRY, Outcome, StoreUnavailable
-from accre_monitor.outputs.base import describe_error, redact_url
+from accre_monitor.outputs.base import describe_error
 from accre_monitor.outputs.notify import EVERY, SENT, SPEAKS, STALE, NotifyState, judge
 from accre_monitor.outputs.remote import RemoteOutput
 from accre_monitor.outputs.slack_format import Notice, digest, message
+from accre_monitor.redaction import redact_url, remember, remember_url, scrub, split_credentials
 from accre_monitor.status import OK, SEVERITY, normalize_status
 
 TYPE_CHECKING = False
@@ -77,16 +78,16 @@ class SlackOutput(RemoteOutput):
         super().__init__(name, settings, **kw)
         self._url, self.safe_url = self._webhook()
         self.settings["webhook_url"] = "***"  # nothing below ever needs it again
-        self._secrets = secret_parts(self._url)
+        remember(self._url)  # and its path, and the token in it: never shown
         self.channel = self.setting_text("channel", empty=True).strip()
         notify = self.settings.get("notify")
         if notify not in NOTIFY_MODES:
             raise self._bad("notify", 'must be "every" or "change"')
         self.notify = notify
-        self.renotify = self._seconds_or_zero("renotify")
-        self.min_interval = self._seconds_or_zero("min_interval")
-        self.late_after = self.setting_seconds("late_after")
-        self.digest_threshold = self.setting_int("digest_threshold", minimum=0)
+        self.renotify = self.setting_seconds("renotify", zero=True, maximum=30 * 86400.0)
+        self.min_interval = self.setting_seconds("min_interval", zero=True, maximum=3600.0)
+        self.late_after = self.setting_seconds("late_after", maximum=7 * 86400.0)
+        self.digest_threshold = self.setting_int("digest_threshold", 0, 10_000)
         self.level = self._level()
         self.proxy = self._proxy()
         self._state: NotifyState | None = None
@@ -117,12 +118,6 @@ class SlackOutput(RemoteOutput):
         host = parts.hostname + (f":{port}" if port else "")
         return url.strip(), f"{parts.scheme}://{host}/***"
 
-    def _seconds_or_zero(self, key: str) -> float:
-        value = self.settings.get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise self._bad(key, "must be a number of seconds >= 0")
-        return float(value)
-
     def _level(self) -> str:
         """The least severity worth a message: the stricter of the preset's and the
         section's `min_severity` (applied here with notify = "change", where the filter
@@ -146,16 +141,26 @@ class SlackOutput(RemoteOutput):
         return level
 
     def _proxy(self) -> str | None:
+        """The proxy URL without credentials; they go to `self._proxy_auth`."""
         proxy = self.settings.get("proxy")
+        self._proxy_auth: str | None = None
         if proxy is None:
             return None
-        try:
-            parts = urlsplit(proxy) if isinstance(proxy, str) else None
-            _ = parts.port if parts else None
-        except ValueError:
-            parts = None
+        parts = None
+        if isinstance(proxy, str):
+            # credentials first (a `#` or `/` in the password is the password's)
+            remember_url(proxy)
+            proxy, username, password = split_credentials(proxy)
+            if username is not None:
+                self._proxy_auth = f"{username}:{password or ''}"
+            try:
+                parts = urlsplit(proxy)
+                _ = parts.port
+            except ValueError:
+                parts = None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            shown = redact_url(proxy) if isinstance(proxy, str) else type(proxy).__name__
+            original = self.settings["proxy"]
+            shown = redact_url(original) if isinstance(original, str) else type(original).__name__
             raise self._bad("proxy", f"must be an http:// or https:// URL (got {shown!r})")
         return proxy
 
@@ -348,18 +353,10 @@ class SlackOutput(RemoteOutput):
                 redirect=False,
             )
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise StoreUnavailable(
-                f"{self.name} {self.safe_url}: {self.scrub(describe_error(exc))}"
-            ) from None
+            raise StoreUnavailable(f"{self.name} {self.safe_url}: {describe_error(exc)}") from None
         answer = response.data[:200].decode("utf-8", "replace").strip()
-        answer = self.scrub(" ".join(answer.split()))
+        answer = scrub(" ".join(answer.split()))
         return response.status, answer, retry_after_seconds(response.headers.get("Retry-After"))
-
-    def scrub(self, text: str) -> str:
-        """`text` without any part of the webhook URL that names it."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
 
     # -- what the output holds ------------------------------------------------------------
 
@@ -378,14 +375,11 @@ class SlackOutput(RemoteOutput):
 
         if self._http is None:
             if self.proxy:
-                parts = urlsplit(self.proxy)
                 headers = None
-                if parts.username is not None:
-                    auth = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-                    headers = urllib3.make_headers(proxy_basic_auth=auth)
-                proxy = self.proxy.replace(parts.netloc, parts.netloc.rpartition("@")[2], 1)
+                if self._proxy_auth is not None:
+                    headers = urllib3.make_headers(proxy_basic_auth=self._proxy_auth)
                 self._http = urllib3.ProxyManager(
-                    proxy, num_pools=1, maxsize=1, retries=False, proxy_headers=headers
+                    self.proxy, num_pools=1, maxsize=1, retries=False, proxy_headers=headers
                 )
             else:
                 self._http = urllib3.PoolManager(num_pools=1, maxsize=1, retries=False)
@@ -398,17 +392,6 @@ class SlackOutput(RemoteOutput):
         state, self._state = self._state, None
         if state is not None:
             state.close()
-
-
-def secret_parts(url: str) -> list[str]:
-    """The pieces of a webhook URL that must never be shown, longest first: the URL, its
-    path (as given, decoded and encoded) and each longer segment of it (the token)."""
-    parts = urlsplit(url)
-    path = parts.path + (f"?{parts.query}" if parts.query else "")
-    pieces = {url, path, parts.path, unquote(parts.path), quote(parts.path)}
-    pieces.update(segment for segment in parts.path.split("/") if len(segment) > 8)
-    pieces.discard("services")
-    return sorted((p for p in pieces if len(p) > 1), key=len, reverse=True)
 
 
 def retry_after_seconds(value: str | None) -> float:

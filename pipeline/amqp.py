@@ -3,7 +3,8 @@ sight, every wait bounded.
 
 `[bus] url` is one `amqp://` or `amqps://` URL or a list of them (the nodes of a cluster,
 tried in order until one answers); the password comes from the URL, `[bus] password` or
-`ACCRE_MONITOR_BUS_PASSWORD` (which wins). URLs are redacted in every message.
+`ACCRE_MONITOR_BUS_PASSWORD` (which wins). URLs are redacted in every message
+(accre_monitor.redaction).
 """
 
 from __future__ import annotations
@@ -79,22 +80,11 @@ class BrokerUnavailable(ConnectionError):
     """No broker answered, or it refused us (credentials, a mismatched declaration)."""
 
 
-def redact(url: str) -> str:
-    """`amqp://user:***@host:5672/vhost`: the URL without its password."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-        host = parts.netloc.rpartition("@")[2]
-        if parts.password is None:
-            return url
-    except ValueError:
-        return "<unparsable url>"
-    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
-
-
 def describe_urls(settings: dict[str, Any]) -> str:
-    return ", ".join(redact(url) for url in settings["url"]) or "(no usable [bus] url)"
+    """The `[bus]` URLs as messages show them: `amqp://user:***@host:5672/vhost`."""
+    from accre_monitor.redaction import redact_url
+
+    return ", ".join(redact_url(url) for url in settings["url"]) or "(no usable [bus] url)"
 
 
 def parameters(settings: dict[str, Any], timeout: float | None = None) -> list[Any]:
@@ -106,13 +96,20 @@ def parameters(settings: dict[str, Any], timeout: float | None = None) -> list[A
     pika = require_pika()
     from urllib.parse import unquote, urlsplit
 
+    from accre_monitor.redaction import remember, remember_url, split_credentials
+
     timeout = float(timeout or settings["connect_timeout"])
     password_override = os.environ.get(PASSWORD_VARIABLE) or settings.get("password")
     result = []
     for url in settings["url"]:
-        parts = urlsplit(url)
-        username = settings.get("username") or unquote(parts.username or "") or "guest"
-        password = password_override or unquote(parts.password or "") or "guest"
+        # the credentials are split off first: urllib would take a `#` or `/` in the
+        # password for the URL's fragment or path, and quote pieces of it in its errors
+        bare, url_username, url_password = split_credentials(url)
+        parts = urlsplit(bare)
+        username = settings.get("username") or url_username or "guest"
+        password = password_override or url_password or "guest"
+        remember(password_override)
+        remember_url(url)
         vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
         tls = parts.scheme == "amqps"
         options: dict[str, Any] = {}
@@ -152,11 +149,12 @@ def connect(settings: dict[str, Any], timeout: float | None = None) -> Any:
     try:
         return pika.BlockingConnection(parameters(settings, timeout))
     except pika.exceptions.AMQPError as exc:
-        raise BrokerUnavailable(f"broker {describe_urls(settings)}: {explain(exc)}") from None
+        why = explain(exc)
     except Exception as exc:  # OSError, and pika's connector errors (a stack timeout...)
-        raise BrokerUnavailable(
-            f"broker {describe_urls(settings)}: {type(exc).__name__}: {exc}"
-        ) from None
+        why = f"{type(exc).__name__}: {exc}"
+    from accre_monitor.redaction import scrub
+
+    raise BrokerUnavailable(scrub(f"broker {describe_urls(settings)}: {why}"))
 
 
 def explain(exc: BaseException) -> str:

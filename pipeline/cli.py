@@ -40,6 +40,7 @@ from accre_monitor.pipeline.report import read_spool
 from accre_monitor.pipeline.shipper import ship as run_shipper
 from accre_monitor.pipeline.spool import Spool, SpoolCorrupt
 from accre_monitor.pipeline.topology import declare, queue_name, queue_specs, retry_queues
+from accre_monitor.redaction import scrub, scrub_all
 
 _config_path: str | None = None
 
@@ -100,7 +101,7 @@ def _broker_status(config: Any) -> dict[str, Any] | None:
     try:
         connection = connect(config.bus)
     except (BrokerUnavailable, PikaMissing) as exc:
-        result["error"] = str(exc)
+        result["error"] = scrub(str(exc))
         return result
     try:
         specs = queue_specs(config, remote_outputs(config))
@@ -131,6 +132,7 @@ def status(*, json: bool = False) -> None:
         payload = {**report.as_dict(), "problems": config.problems}
         if broker is not None:
             payload["broker"] = broker
+        payload = scrub_all(payload)
         sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         _print_status(report)

@@ -41,6 +41,7 @@ from accre_monitor.pipeline.topology import (
     retry_queue,
 )
 from accre_monitor.pipeline.wiring import filter_stages
+from accre_monitor.redaction import scrub
 
 RECONNECT_BACKOFF_MAX = 30.0
 SHUTDOWN_GRACE = 30.0  # seconds the batches in flight get to finish on SIGTERM
@@ -375,7 +376,7 @@ class RabbitShipper:
         headers = {
             **message.headers,
             ATTEMPTS_HEADER: attempts,
-            REASON_HEADER: str(outcome.error)[:1000],
+            REASON_HEADER: scrub(str(outcome.error))[:1000],
         }
         properties = pika.BasicProperties(
             delivery_mode=2,
@@ -391,6 +392,7 @@ class RabbitShipper:
     def _dead_letter(
         self, worker: QueueWorker, message: Message, reason: str, attempts: int | None = None
     ) -> None:
+        reason = scrub(reason)  # the header is read by anyone with access to the queue
         headers = {
             **message.headers,
             REASON_HEADER: reason[:1000],

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from accre_monitor.pipeline.spool import Spool, SpoolCorrupt
+from accre_monitor.redaction import scrub
 from accre_monitor.sqlite_files import set_aside_files
 
 
@@ -54,9 +55,9 @@ def read_spool(settings: dict[str, Any]) -> SpoolReport:
         report.outputs = spool.stats()
         report.dropped = spool.dropped()
     except SpoolCorrupt as exc:
-        report.corrupt = str(exc)
+        report.corrupt = scrub(str(exc))
     except Exception as exc:  # unreadable (permissions, I/O): itself news for spool_health
-        report.error = f"{type(exc).__name__}: {exc}"
+        report.error = scrub(f"{type(exc).__name__}: {exc}")
     finally:
         spool.close()
     return report

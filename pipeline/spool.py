@@ -29,6 +29,7 @@ import time
 from accre_monitor import log
 from accre_monitor.errors import ConfigError
 from accre_monitor.outcome import DELIVERED, EXPIRED
+from accre_monitor.redaction import scrub
 from accre_monitor.sqlite_files import (
     create_private,
     is_corruption,
@@ -274,6 +275,7 @@ class Spool:
         wait at least (a 429's Retry-After).
         """
         now = time.time()
+        error = scrub(error) if error else error  # written to a file: never a secret
         # one wait for the whole write: the entries keep the order they were given in
         wait = self.backoff(attempts) if attempts else 0.0
         due_at = now + max(wait, not_before or 0.0)
@@ -423,6 +425,7 @@ class Spool:
         jitter = random.random()  # one draw per batch: its records keep their order
         delivered, retried, dead, expired = [], [], [], []
         for entry, state, error, *more in results:
+            error = scrub(error) if error else error  # written to a file: never a secret
             if state == DELIVERED:
                 delivered.append((entry.seq,))
             elif state == EXPIRED:
@@ -632,7 +635,7 @@ class Spool:
                 "record_id": record_id,
                 "output": out,
                 "attempts": attempts,
-                "reason": reason,
+                "reason": scrub(reason) if reason else reason,
                 "died": died,
                 "body": body,
             }

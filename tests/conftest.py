@@ -88,3 +88,12 @@ class Cli:
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     return Cli(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _forget_secrets():
+    """Secrets one test's config made known are not hidden from the next test's messages."""
+    yield
+    from accre_monitor import redaction
+
+    redaction.forget()

@@ -6,17 +6,25 @@ import sys
 import pytest
 
 from accre_monitor.config import Config
-from accre_monitor.pipeline.amqp import PASSWORD_VARIABLE, parameters, redact
+from accre_monitor.pipeline.amqp import PASSWORD_VARIABLE, describe_urls, parameters
 
 
 def bus(**values):
     return Config(None, {"bus": {"kind": "rabbitmq", **values}}).bus
 
 
-def test_redact_hides_the_password_only():
-    assert redact("amqp://mon:S3cret@mq1:5672/%2F") == "amqp://mon:***@mq1:5672/%2F"
-    assert redact("amqp://mq1/vhost") == "amqp://mq1/vhost"
-    assert redact("amqp://mon:pw@[::1") == "<unparsable url>"
+def test_the_urls_are_shown_without_their_passwords_only():
+    settings = {"url": ["amqp://mon:S3cret@mq1:5672/%2F", "amqp://mq1/vhost", "amqp://mon:pw@[::1"]}
+    assert describe_urls(settings) == (
+        "amqp://mon:***@mq1:5672/%2F, amqp://mq1/vhost, amqp://mon:***@[::1"
+    )
+
+
+@pytest.mark.parametrize("password", ["s3cr#t", "s3/cr3t", "p@ss@word", "50%off", "20250417"])
+def test_a_password_unescaped_in_the_url_is_the_one_the_broker_gets(password):
+    (found,) = parameters(bus(url=f"amqp://mon:{password}@mq1:5673/prod"))
+    assert (found.host, found.port, found.virtual_host) == ("mq1", 5673, "prod")
+    assert (found.credentials.username, found.credentials.password) == ("mon", password)
 
 
 def test_every_url_of_a_cluster_becomes_parameters_in_order():

@@ -58,7 +58,10 @@ def test_monitoring_keys_are_read(isolated):
         ("[monitoring\n", "invalid config file"),
         ("[monitoring]\nauditor = 1\n", "monitoring.auditor must be bool"),
         ("[monitoring]\ntimeout = true\n", "monitoring.timeout must be int or float"),
-        ("[monitoring]\ntimeout = -1\n", "timeout must be >= 0"),
+        (
+            "[monitoring]\ntimeout = -1\n",
+            "monitoring.timeout must be a number of seconds from 0 .no limit. to 86400, not -1",
+        ),
         ('[monitoring]\noutputs = "stdout"\n', "monitoring.outputs must be list"),
         ("[monitoring]\noutputs = [1]\n", "must list strings"),
         ('[monitoring]\nsystem = "zabbix"\n', "unknown monitoring.system 'zabbix'"),

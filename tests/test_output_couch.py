@@ -189,7 +189,7 @@ def test_a_document_refused_by_validate_doc_update_is_rejected_alone(make_output
         ({"password": "x"}, "username is not"),
         ({"tls_verify": 1}, "tls_verify must be true or false"),
         ({"tls_ca_file": "/nonexistent.pem"}, "must name a readable file"),
-        ({"batch_size": 0}, "batch_size must be an integer >= 1"),
+        ({"batch_size": 0}, "batch_size must be an integer from 1 to 100000, not 0"),
     ],
 )
 def test_bad_settings_raise_one_clear_config_error(settings, message):

@@ -418,6 +418,19 @@ def test_a_wrong_password_on_the_bulk_says_why_without_showing_it(secured_es, ma
     assert "wrong-pw-77" not in str(caught.value)
 
 
+def test_a_password_written_unescaped_in_a_host_url_authenticates(make_output, capsys):
+    password = "p#s/s@w%rd-20250417"
+    with FakeElasticsearch(basic_auth=("monitor", password)) as fake:
+        url = fake.url.replace("://", f"://monitor:{password}@")
+        output = make_output({"hosts": [url]})
+        assert states(output.deliver([record()], timeout=5)) == [DELIVERED]
+        wrong = make_output({"hosts": [url.replace("p#s", "q#s")], "install_template": False})
+        with pytest.raises(StoreUnavailable) as caught:
+            wrong.deliver([record()], timeout=5)
+    shown = str(caught.value) + "".join(capsys.readouterr())
+    assert "401" in shown and "q#s" not in shown and "w%rd" not in shown
+
+
 def test_the_password_comes_from_the_environment_before_the_config(
     secured_es, make_output, monkeypatch
 ):
@@ -446,8 +459,14 @@ def test_an_api_key_authenticates(secured_es, make_output, api_key):
         ({"index": "Accre-%b"}, "must be lowercase"),
         ({"index": "accre monitor"}, "must not contain"),
         ({"index": "%Y.%m.%d"}, "needs a fixed prefix or suffix"),
-        ({"batch_size": 0}, "outputs.elasticsearch.batch_size must be an integer >= 1"),
-        ({"timeout": "soon"}, "outputs.elasticsearch.timeout must be a positive number of seconds"),
+        (
+            {"batch_size": 0},
+            "outputs.elasticsearch.batch_size must be an integer from 1 to 100000, not 0",
+        ),
+        (
+            {"timeout": "soon"},
+            "outputs.elasticsearch.timeout must be a number of seconds above 0 and at most 600",
+        ),
         ({"verify_certs": "no"}, "outputs.elasticsearch.verify_certs must be true or false"),
         ({"ca_certs": "/nonexistent/ca.pem"}, "ca_certs must name a readable"),
         ({"username": "monitor"}, "outputs.elasticsearch.password is needed"),

@@ -13,8 +13,8 @@ from accre_monitor.dates import epoch_micros
 from accre_monitor.errors import ConfigError
 from accre_monitor.outcome import DELIVERED, REJECTED, Outcome, StoreUnavailable
 from accre_monitor.outputs import create_output
-from accre_monitor.outputs.base import redact_url
 from accre_monitor.record import build_record
+from accre_monitor.redaction import redact_url
 
 redis = pytest.importorskip("redis")
 from accre_monitor.outputs import redis as redis_output  # noqa: E402 - needs redis-py
@@ -289,9 +289,9 @@ def test_dates_become_epoch_microseconds():
     "settings, message",
     [
         ({"url": "http://127.0.0.1:6379"}, "redis://, rediss:// or unix://"),
-        ({"history_length": -1}, "history_length must be an integer >= 0"),
-        ({"seen_ttl": 0}, "seen_ttl must be an integer >= 1"),
-        ({"timeout": "2"}, "timeout must be a positive number"),
+        ({"history_length": -1}, "history_length must be an integer from 0 to 100000000, not -1"),
+        ({"seen_ttl": 0}, "seen_ttl must be an integer from 1 to 31536000, not 0"),
+        ({"timeout": "2"}, "timeout must be a number of seconds above 0"),
         ({"tls_verify": "no"}, "tls_verify must be true or false"),
         ({"tls_ca_file": "/etc/hostname"}, "tls_ca_file needs a rediss:// url"),
         ({"url": "rediss://h", "tls_ca_file": "/nonexistent.pem"}, "must name a readable file"),

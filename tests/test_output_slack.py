@@ -181,7 +181,7 @@ def test_an_answer_naming_the_webhook_is_scrubbed_of_it(make, slack):
     output = make(webhook_url=webhook, proxy=f"http://127.0.0.1:{slack.port}")
     outcomes = output.deliver([rec()], 2)
     assert states(outcomes) == [RETRY]
-    assert "cannot reach ***" in outcomes[0].error
+    assert "cannot reach http://hooks.slack.invalid/***" in outcomes[0].error
     assert slack.token not in outcomes[0].error and "/services/" not in outcomes[0].error
 
 
@@ -352,10 +352,10 @@ def test_retry_after_is_read_as_seconds_or_as_a_date():
 
 
 def test_every_piece_of_the_webhook_that_names_it_is_scrubbed():
-    from accre_monitor.outputs.slack import secret_parts
+    from accre_monitor.redaction import remember, scrub
 
     url = "https://hooks.slack.com/services/T0AAAAAAAA/B0BBBBBBBB/abcdefghijklmnopqrstuvwx"
-    pieces = secret_parts(url)
-    assert pieces[0] == url
-    assert "abcdefghijklmnopqrstuvwx" in pieces
-    assert "hooks.slack.com" not in pieces and "services" not in pieces
+    remember(url)
+    text = scrub(f"POST {url} failed; token abcdefghijklmnopqrstuvwx; path /services/T0AAAAAAAA")
+    assert "abcdefghijklmnopqrstuvwx" not in text and "T0AAAAAAAA" not in text
+    assert "https://hooks.slack.com/***" in text and "/services/***" in text
