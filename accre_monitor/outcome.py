@@ -21,15 +21,24 @@ class Outcome:
     """What happened to one record of a batch.
 
     `retry_after` (seconds) is the least a RETRY must wait, when the store said so
-    (an HTTP 429 with `Retry-After`); otherwise the usual backoff applies.
+    (an HTTP 429 with `Retry-After`); otherwise the usual backoff applies. `duplicate`: a
+    DELIVERED record the output had already (stored by its id, or sent): nothing was said
+    twice, and `accre-pipeline status` counts it.
     """
 
-    __slots__ = ("state", "error", "retry_after")
+    __slots__ = ("state", "error", "retry_after", "duplicate")
 
-    def __init__(self, state: str, error: str | None = None, retry_after: float | None = None):
+    def __init__(
+        self,
+        state: str,
+        error: str | None = None,
+        retry_after: float | None = None,
+        duplicate: bool = False,
+    ):
         self.state = state
         self.error = error
         self.retry_after = retry_after
+        self.duplicate = duplicate
 
     def __repr__(self) -> str:
         extra = f", retry_after={self.retry_after!r}" if self.retry_after is not None else ""

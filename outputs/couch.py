@@ -218,8 +218,10 @@ def _per_document(docs: list, answer: list, outcomes: list) -> None:
             continue
         item = pending.pop(0)
         error = item.get("error")
-        if item.get("ok") or error == "conflict":
+        if item.get("ok"):
             outcomes[index] = Outcome(DELIVERED)
+        elif error == "conflict":  # stored before: a redelivery
+            outcomes[index] = Outcome(DELIVERED, duplicate=True)
         else:
             outcomes[index] = Outcome(REJECTED, f"{error}: {item.get('reason', '')}".rstrip(": "))
 

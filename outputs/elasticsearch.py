@@ -279,8 +279,10 @@ def item_outcome(item: dict[str, Any]) -> Outcome:
     """What one `_bulk` answer item means for its record."""
     result = next(iter(item.values()), {}) if isinstance(item, dict) else {}
     status = int(result.get("status") or 0)
-    if 200 <= status < 300 or status == 409:
+    if 200 <= status < 300:
         return Outcome(DELIVERED)
+    if status == 409:  # created before: a redelivery
+        return Outcome(DELIVERED, duplicate=True)
     error = result.get("error")
     if isinstance(error, dict):
         text = f"{error.get('type', 'error')}: {error.get('reason', '')}"

@@ -76,6 +76,8 @@ class NscaOutput(RemoteOutput):
     }
 
     ordered = True
+    # a service has one current state in Nagios: an older result would put it back in time
+    newest_only = True
 
     def __init__(self, name: str, settings: dict[str, Any] | None = None, **kw: Any) -> None:
         super().__init__(name, settings, **kw)

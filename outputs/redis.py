@@ -270,7 +270,7 @@ def _outcome(reply: Any) -> Outcome:
     from redis.exceptions import NoScriptError
 
     if not isinstance(reply, Exception):
-        return Outcome(DELIVERED)
+        return Outcome(DELIVERED, duplicate=reply == 0)  # 0: stored before, a redelivery
     message = str(reply)
     code = message.split(" ", 1)[0]
     if isinstance(reply, NoScriptError) or code in TRANSIENT_ERRORS:

@@ -44,6 +44,10 @@ class RemoteOutput(Output):
     # True: records must reach the store in the order they were taken (a newer result must
     # never be overtaken by an older one): a fresh record waits behind a spooled backlog
     ordered = False
+    # True: the output keeps one current state per node and check (Nagios): it must never
+    # get a record that is not newer than the last one it got for them, which would say it
+    # twice or put the state back in time; such a record is skipped and counted
+    newest_only = False
     # True: one process at a time delivers this output's records (it keeps state across
     # records, e.g. the last status per check); on RabbitMQ its queue has a single active
     # consumer

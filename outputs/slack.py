@@ -281,8 +281,8 @@ class SlackOutput(RemoteOutput):
                     RETRY, "waits for an earlier result of its check to be sent", first.retry_after
                 )
                 after = None
-            else:
-                outcome = Outcome(DELIVERED)
+            else:  # quiet, stale, or sent before (a redelivery: never posted twice)
+                outcome = Outcome(DELIVERED, duplicate=notice.verdict == SENT)
             if after is not None:
                 known[notice.key] = after
             outcomes[index] = outcome

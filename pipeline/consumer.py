@@ -230,7 +230,7 @@ class RabbitShipper:
                 continue
             message.record = record
             deliverable.append(message)
-        if deliverable and worker.output.ordered:
+        if deliverable and getattr(worker.output, "newest_only", False):
             deliverable = self._skip_duplicates(worker, deliverable)
         if not deliverable:
             return
@@ -242,8 +242,8 @@ class RabbitShipper:
         worker.future.add_done_callback(self._waker())
 
     def _skip_duplicates(self, worker: QueueWorker, messages: list[Message]) -> list[Message]:
-        """An ordered output never gets a record twice, nor one older than the last it got
-        for the same node and check: those are acked here and counted (`status`)."""
+        """A newest-only output (NSCA) never gets a record twice, nor one older than the last
+        it got for the same node and check: those are acked here and counted (`status`)."""
         try:
             newer = self.spool.only_newer(worker.name, [m.record for m in messages])
         except Exception as exc:  # the memory is a safeguard: without it, deliver
@@ -319,8 +319,11 @@ class RabbitShipper:
                 self._retry_later(worker, message, attempts, outcome)
                 counts[1] += 1
         self._ack(stored)
-        if delivered and worker.output.ordered:
+        if delivered and getattr(worker.output, "newest_only", False):
             self._remember(worker, delivered)
+        duplicates = sum(1 for o in outcomes if o.state == DELIVERED and o.duplicate)
+        if duplicates:
+            self._count_duplicates(worker, duplicates)
         if held and held_outcome is not None:
             for message in held:
                 message.held += 1
@@ -339,6 +342,12 @@ class RabbitShipper:
         worker.not_before = time.monotonic() + wait
         worker.buffer = messages + worker.buffer
         log.debug("batch held for a retry", output=worker.name, retry_in=round(wait, 2))
+
+    def _count_duplicates(self, worker: QueueWorker, count: int) -> None:
+        try:
+            self.spool.count_duplicates(worker.name, count)
+        except Exception as exc:  # counting is for status; it must never stop a queue
+            log.warning("cannot count duplicates", output=worker.name, error=str(exc))
 
     def _remember(self, worker: QueueWorker, records: list[dict[str, Any]]) -> None:
         try:

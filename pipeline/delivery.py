@@ -93,6 +93,7 @@ def drain(
 
     batch_size = batch_size or output.batch_size
     ordered = bool(getattr(output, "ordered", False))
+    newest_only = bool(getattr(output, "newest_only", False))
     left = limit
     while left > 0:
         remaining = deadline - time.monotonic()
@@ -113,7 +114,7 @@ def drain(
             else:
                 records.append(record)
                 admitted.append(entry)
-        if records and ordered:  # never the same record twice, never an older one late
+        if records and newest_only:  # never the same record twice, never an older one late
             newer = spool.only_newer(output.name, records)
             settled += [(e, DELIVERED, None) for e, n in zip(admitted, newer, strict=True) if not n]
             admitted = [e for e, n in zip(admitted, newer, strict=True) if n]
@@ -125,7 +126,10 @@ def drain(
                 (entry, o.state, o.error, o.retry_after)
                 for entry, o in zip(admitted, outcomes, strict=True)
             ]
-            if ordered:
+            duplicates = sum(1 for o in outcomes if o.state == DELIVERED and o.duplicate)
+            if duplicates:
+                spool.count_duplicates(output.name, duplicates)
+            if newest_only:
                 spool.delivered(
                     output.name,
                     [r for r, o in zip(records, outcomes, strict=True) if o.state == DELIVERED],

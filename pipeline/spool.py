@@ -319,6 +319,15 @@ class Spool:
             )
         return dropped
 
+    def count_duplicates(self, output: str, count: int) -> None:
+        """Count records an output had already (stored by id, or sent): said once, not twice."""
+
+        def write() -> None:
+            with transaction(self.db) as db:
+                _count(db, f"duplicates:{output}", count)
+
+        self._retry(write)
+
     def count_expired(self, output: str, count: int) -> None:
         """Count results that expired before they could be delivered (never spooled)."""
 

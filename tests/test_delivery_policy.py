@@ -51,6 +51,7 @@ class Ordered(RemoteOutput):
     """A store that keeps what it got, in order; answers as its script says."""
 
     ordered = True
+    newest_only = True  # as NSCA: one current state per node and check
 
     def __init__(self, name="nagios-nsca", **settings):
         super().__init__(name, settings)
@@ -318,6 +319,34 @@ def test_a_record_delivered_once_is_skipped_when_it_comes_again_and_counted(tmp_
     assert spool.only_newer("nagios-nsca", [other]) == [True]  # another node, its own line
     assert spool.only_newer("slack-all", [first]) == [True]  # each output its own memory
     assert spool.stats()["nagios-nsca"]["duplicates"] == 3
+
+
+def test_an_ordered_output_that_keeps_every_record_gets_an_older_one_too(tmp_path):
+    class Forwarder(Ordered):
+        newest_only = False  # as the broker's forwarder: the stores behind it keep history
+
+    spool = make_spool(tmp_path)
+    newer, older = rec(2, taken=2000), rec(1, taken=1000)
+    add(spool, [newer], output="broker", attempts=0)
+    add(spool, [older], output="broker", attempts=0)
+    store = Forwarder("broker")
+    for _ in drain(spool, store, 100, time.monotonic() + 5):
+        pass
+    assert store.got == [2, 1]
+
+
+def test_a_redelivery_a_store_recognises_is_counted_as_a_duplicate(tmp_path):
+    class Remembers(Ordered):
+        newest_only = False
+
+        def write_batch(self, items, timeout):
+            return [Outcome(DELIVERED, duplicate=i["data"]["seq"] == 1) for i in items]
+
+    spool = make_spool(tmp_path)
+    add(spool, [rec(1), rec(2)], output="redis", attempts=0)
+    for _ in drain(spool, Remembers("redis"), 100, time.monotonic() + 5):
+        pass
+    assert spool.stats()["redis"]["duplicates"] == 1
 
 
 def test_a_drain_of_an_ordered_output_never_sends_the_same_record_twice(tmp_path):
