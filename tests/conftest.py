@@ -1,4 +1,5 @@
-"""Shared fixtures: running the installed command line in an isolated environment."""
+"""Shared fixtures: running the installed command line in an isolated environment, and the
+servers the integration tests deliver to (a module may define its own of the same name)."""
 
 import os
 import shutil
@@ -8,6 +9,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from servers import NscaServer, RabbitServer, missing_reason
+from slack_server import SlackServer
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -97,3 +100,31 @@ def _forget_secrets():
     from accre_monitor import redaction
 
     redaction.forget()
+
+
+def _serving(kind: str, server_class):
+    """A server of `kind` while the fixture lasts; the test skipped where none can run here."""
+    if missing_reason(kind):
+        pytest.skip(missing_reason(kind))
+    with server_class() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def broker():
+    """A RabbitMQ node for the module: each test declares an exchange and queues of its own."""
+    yield from _serving("rabbit", RabbitServer)
+
+
+@pytest.fixture
+def daemon():
+    """The NSCA daemon, fresh for each test: what it took is in its command file."""
+    yield from _serving("nsca", NscaServer)
+
+
+@pytest.fixture
+def slack():
+    """The Slack test webhook on loopback (the Slack output posts with urllib3)."""
+    pytest.importorskip("urllib3")
+    with SlackServer() as server:
+        yield server

@@ -63,27 +63,32 @@ def test_a_bad_url_is_a_problem_and_never_a_guess(url, capsys):
     assert "bus.url must be an amqp:// or amqps:// URL" in capsys.readouterr().err
 
 
-def test_loading_pika_for_a_publish_leaves_asyncio_alone():
-    code = (
-        "import sys\n"
-        "from accre_monitor.pipeline.amqp import load_pika\n"
-        "pika = load_pika()\n"
-        "assert pika.BlockingConnection and pika.BasicProperties\n"
-        "print('asyncio' in sys.modules)\n"
-    )
+def printed_by_a_python_of_its_own(*lines: str) -> str:
+    """What `lines` print run in a new interpreter: which pika adapter a process imported
+    stays for its life, so each case needs a process of its own."""
+    code = "\n".join(["import sys", *lines])
     result = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True)
-    assert result.stdout.strip() == "False", result.stderr
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_loading_pika_for_a_publish_leaves_asyncio_alone():
+    printed = printed_by_a_python_of_its_own(
+        "from accre_monitor.pipeline.amqp import load_pika",
+        "pika = load_pika()",
+        "assert pika.BlockingConnection and pika.BasicProperties",
+        "print('asyncio' in sys.modules)",
+    )
+    assert printed == "False"
 
 
 def test_connecting_outside_a_run_imports_pika_as_it_is():
     # the placeholder for pika's asyncio adapter belongs to a run's publish path alone: the
     # shipper and accre-pipeline (connect, parameters) get the real adapter
-    code = (
-        "import sys\n"
-        "from accre_monitor.config import Config\n"
-        "from accre_monitor.pipeline.amqp import parameters\n"
-        "parameters(Config(None, {'bus': {'kind': 'rabbitmq', 'url': 'amqp://mq1/'}}).bus)\n"
-        "print(sys.modules['pika.adapters.asyncio_connection'].AsyncioConnection is not None)\n"
+    printed = printed_by_a_python_of_its_own(
+        "from accre_monitor.config import Config",
+        "from accre_monitor.pipeline.amqp import parameters",
+        "parameters(Config(None, {'bus': {'kind': 'rabbitmq', 'url': 'amqp://mq1/'}}).bus)",
+        "print(sys.modules['pika.adapters.asyncio_connection'].AsyncioConnection is not None)",
     )
-    result = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True)
-    assert result.stdout.strip() == "True", result.stderr
+    assert printed == "True"

@@ -10,10 +10,9 @@ import json
 import re
 import time
 
-import pika
 import pytest
-from servers import NscaServer, RabbitServer, free_port, missing_reason
-from test_outage import ElasticsearchStore, nsca_record
+from servers import free_port
+from test_outage import ElasticsearchStore, nsca_ids
 from test_rabbitmq import Node, wait_until
 
 from accre_monitor.codec import encode
@@ -24,14 +23,6 @@ pytestmark = pytest.mark.integration
 
 # no store is written to where only the broker's queue is looked at
 UNUSED_REDIS = '[outputs.redis]\nurl = "redis://127.0.0.1:1/0"\n'
-
-
-@pytest.fixture(scope="module")
-def broker():
-    if missing_reason("rabbit"):
-        pytest.skip(missing_reason("rabbit"))
-    with RabbitServer() as server:
-        yield server
 
 
 @pytest.fixture
@@ -70,30 +61,7 @@ def spooled_for_broker(node) -> int:
 
 def queued_ids(node, output: str) -> list[str]:
     """The record ids in the output's queue, head first (taken off the queue)."""
-    connection = pika.BlockingConnection(pika.URLParameters(node.broker.url))
-    ids = []
-    try:
-        channel = connection.channel()
-        while True:
-            method, _properties, body = channel.basic_get(f"{node.prefix}.{output}", auto_ack=True)
-            if method is None:
-                return ids
-            ids.append(json.loads(body)["id"])
-    finally:
-        connection.close()
-
-
-def publish(node, routing_key: str, body: bytes, message_id: str) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(node.broker.url))
-    try:
-        channel = connection.channel()
-        channel.confirm_delivery()
-        properties = pika.BasicProperties(
-            delivery_mode=2, content_type="application/json", message_id=message_id
-        )
-        channel.basic_publish(node.prefix, routing_key, body, properties, mandatory=True)
-    finally:
-        connection.close()
+    return [json.loads(body)["id"] for _, body in node.messages(output, take=True)]
 
 
 # -- order -----------------------------------------------------------------------------------
@@ -157,22 +125,8 @@ def test_every_record_spooled_for_the_broker_is_forwarded_even_one_older_than_th
 # -- at most once ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def daemon():
-    reason = missing_reason("nsca")
-    if reason:
-        pytest.skip(reason)
-    with NscaServer() as srv:
-        yield srv
-
-
 def nsca_section(daemon) -> str:
     return f"[outputs.nagios-nsca]\nport = {daemon.port}\ntimeout = 2\n"
-
-
-def nsca_ids(daemon) -> list[str]:
-    daemon.flush()
-    return [nsca_record(output)["id"] for *_, output in daemon.results()]
 
 
 def publish_twice_then_once_more(node, daemon) -> tuple[dict, dict]:
@@ -181,9 +135,9 @@ def publish_twice_then_once_more(node, daemon) -> tuple[dict, dict]:
     # may have taken it: forwarded from the spool later, it arrives a second time
     record = build_record("loadavg", "OK", {"load1": 0.5})
     for _ in range(2):
-        publish(node, "OK.loadavg", encode(record), record["id"])
+        node.publish("OK.loadavg", encode(record), record["id"])
     later = build_record("loadavg", "OK", {"load1": 0.7})
-    publish(node, "OK.loadavg", encode(later), later["id"])
+    node.publish("OK.loadavg", encode(later), later["id"])
     shipper = node.ship("--outputs", "nagios-nsca")
     wait_until(lambda: later["id"] in nsca_ids(daemon), what="the later record sent")
     assert shipper.stop() == 0

@@ -10,8 +10,7 @@ import json
 import time
 
 import pytest
-from servers import NscaServer, missing_reason
-from slack_server import Reply, SlackServer
+from slack_server import Reply
 from test_outage import nsca_record
 
 pytestmark = pytest.mark.integration
@@ -26,22 +25,6 @@ def sequenced(opts):
     \"\"\"Gives the status it is told, and its place in the sequence as data.\"\"\"
     return opts.get("status", "OK"), {"seq": opts.get("seq")}
 """
-
-
-@pytest.fixture
-def daemon():
-    reason = missing_reason("nsca")
-    if reason:
-        pytest.skip(reason)
-    with NscaServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def slack():
-    pytest.importorskip("urllib3")
-    with SlackServer() as server:
-        yield server
 
 
 def configure(cli, section: str, spool_extra: str = "") -> None:

@@ -15,15 +15,6 @@ pytestmark = pytest.mark.integration
 PASSWORD = "cli-n5ca-pass"
 
 
-@pytest.fixture
-def daemon():
-    reason = missing_reason("nsca")
-    if reason:
-        pytest.skip(reason)
-    with NscaServer() as srv:
-        yield srv
-
-
 def configure(cli, srv, extra=""):
     cli.write_config(
         f'[spool]\npath = "{cli.tmp / "spool.db"}"\ninline_budget = 2.0\n'

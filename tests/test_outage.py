@@ -129,14 +129,19 @@ class NscaStore(RedisStore):
         return f"[outputs.nagios-nsca]\nport = {self.server.port}\ntimeout = {timeout}\n"
 
     def stored_ids(self):
-        self.server.flush()  # NSCA never answers: wait until the daemon has read everything
-        return [nsca_record(output)["id"] for *_, output in self.server.results()]
+        return nsca_ids(self.server)
 
 
 def nsca_record(output: str) -> dict:
     """The record in a plugin output line as the daemon wrote it (`SHORT | {json}\\n...`)."""
     text = re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), output)
     return json.loads(text.split(" | ", 1)[1].split("\n", 1)[0])
+
+
+def nsca_ids(daemon) -> list[str]:
+    """The ids of the records the NSCA daemon took, in the order it took them."""
+    daemon.flush()  # NSCA never answers: wait until the daemon has read everything
+    return [nsca_record(output)["id"] for *_, output in daemon.results()]
 
 
 STORES = {

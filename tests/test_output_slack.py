@@ -13,7 +13,6 @@ from slack_server import (
     RATE_LIMITED,
     SERVER_ERROR,
     Reply,
-    SlackServer,
 )
 
 from accre_monitor.config import Config
@@ -27,12 +26,6 @@ from accre_monitor.record import build_record, iso_now
 pytest.importorskip("urllib3")
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def slack():
-    with SlackServer() as server:
-        yield server
 
 
 @pytest.fixture

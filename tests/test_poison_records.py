@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import json
 
-import pika
 import pytest
-from servers import NscaServer, RabbitServer, missing_reason
-from slack_server import SlackServer
-from test_outage import nsca_record
+from test_outage import nsca_ids
 from test_rabbitmq import Node, wait_until
 
 from accre_monitor.codec import encode
@@ -24,29 +21,6 @@ pytest.importorskip("urllib3")
 pytestmark = pytest.mark.integration
 
 ODD_DATE = "0001-01-01T00:00:00+14:00"  # valid ISO 8601, yet Python cannot show it in UTC
-
-
-@pytest.fixture(scope="module")
-def broker():
-    if missing_reason("rabbit"):
-        pytest.skip(missing_reason("rabbit"))
-    with RabbitServer() as server:
-        yield server
-
-
-@pytest.fixture
-def daemon():
-    reason = missing_reason("nsca")
-    if reason:
-        pytest.skip(reason)
-    with NscaServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def slack():
-    with SlackServer() as server:
-        yield server
 
 
 def sections(daemon, slack) -> str:
@@ -66,11 +40,6 @@ def odd_short() -> dict:
 def odd_date() -> dict:
     """A record dated in year 1 at +14:00: year 0 in UTC, which Python cannot format."""
     return build_record("odd_date", "CRITICAL", {"v": 2}, date=ODD_DATE)
-
-
-def nsca_ids(daemon) -> list[str]:
-    daemon.flush()
-    return [nsca_record(output)["id"] for *_, output in daemon.results()]
 
 
 def slack_titles(slack) -> list[str]:
@@ -129,34 +98,9 @@ def node(cli, broker, daemon, slack):
     made.close()
 
 
-def publish(node, routing_key: str, body: bytes, message_id: str | None = None) -> None:
-    """Publish as any program may: the body to the exchange, persistent."""
-    connection = pika.BlockingConnection(pika.URLParameters(node.broker.url))
-    try:
-        channel = connection.channel()
-        channel.confirm_delivery()
-        properties = pika.BasicProperties(
-            delivery_mode=2, content_type="application/json", message_id=message_id
-        )
-        channel.basic_publish(node.prefix, routing_key, body, properties, mandatory=True)
-    finally:
-        connection.close()
-
-
 def dead_letters(node, output: str) -> list[tuple[dict, bytes]]:
     """(headers, body) of every message in the output's dead-letter queue (left there)."""
-    connection = pika.BlockingConnection(pika.URLParameters(node.broker.url))
-    letters = []
-    try:
-        channel = connection.channel()
-        while True:
-            method, properties, body = channel.basic_get(f"{node.prefix}.{output}.dead")
-            if method is None:
-                break
-            letters.append((properties.headers or {}, body))
-    finally:
-        connection.close()  # unacked: they stay in the queue
-    return letters
+    return [(props.headers or {}, body) for props, body in node.messages(f"{output}.dead")]
 
 
 def dead_letter_of(node, output: str, record_id: str) -> dict:
@@ -169,8 +113,8 @@ def test_records_published_with_odd_fields_are_dead_lettered_and_later_ones_deli
     node, daemon, slack
 ):
     bad_nsca, bad_slack = odd_short(), odd_date()
-    publish(node, "WARNING.odd_short", encode(bad_nsca), bad_nsca["id"])
-    publish(node, "CRITICAL.odd_date", encode(bad_slack), bad_slack["id"])
+    node.publish("WARNING.odd_short", encode(bad_nsca), bad_nsca["id"])
+    node.publish("CRITICAL.odd_date", encode(bad_slack), bad_slack["id"])
     shipper = node.ship("--outputs", "nagios-nsca,slack-all")
     later, _ = node.run(outputs="stdout,nagios-nsca,slack-all")
     wait_until(lambda: later["id"] in nsca_ids(daemon), what="the later record sent to NSCA")
@@ -192,7 +136,7 @@ def test_records_published_with_odd_fields_are_dead_lettered_and_later_ones_deli
 def test_a_published_record_without_a_node_is_dead_lettered_at_once(node, daemon):
     record = build_record("loadavg", "OK", {"v": 1})
     del record["node"]
-    publish(node, "OK.loadavg", encode(record), record["id"])
+    node.publish("OK.loadavg", encode(record), record["id"])
     shipper = node.ship("--outputs", "nagios-nsca")
     later, _ = node.run(outputs="stdout,nagios-nsca")
     wait_until(lambda: later["id"] in nsca_ids(daemon), what="the later record sent to NSCA")

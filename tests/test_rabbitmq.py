@@ -7,6 +7,7 @@ need an outage of the broker start a node of their own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -22,14 +23,6 @@ from test_outage import SHAPES, ElasticsearchStore, RedisStore
 pytestmark = pytest.mark.integration
 
 WARN = ("loadavg", "--warning", "-1,-1,-1")
-
-
-@pytest.fixture(scope="module")
-def broker():
-    if missing_reason("rabbit"):
-        pytest.skip(missing_reason("rabbit"))
-    with RabbitServer() as server:
-        yield server
 
 
 @pytest.fixture
@@ -85,15 +78,43 @@ class Node:
         self.shippers.append(shipper)
         return shipper
 
-    def queue_depth(self, output: str, suffix: str = "") -> int:
+    @contextlib.contextmanager
+    def channel(self):
+        """A channel of a connection of its own to the broker, closed after."""
         import pika
 
         connection = pika.BlockingConnection(pika.URLParameters(self.broker.url))
         try:
-            ok = connection.channel().queue_declare(f"{self.prefix}.{output}{suffix}", passive=True)
-            return ok.method.message_count
+            yield connection.channel()
         finally:
             connection.close()
+
+    def queue_depth(self, output: str, suffix: str = "") -> int:
+        with self.channel() as channel:
+            ok = channel.queue_declare(f"{self.prefix}.{output}{suffix}", passive=True)
+            return ok.method.message_count
+
+    def publish(self, routing_key: str, body: bytes, message_id: str | None = None) -> None:
+        """Publish as any program may: the body to the node's exchange, persistent."""
+        import pika
+
+        properties = pika.BasicProperties(
+            delivery_mode=2, content_type="application/json", message_id=message_id
+        )
+        with self.channel() as channel:
+            channel.confirm_delivery()
+            channel.basic_publish(self.prefix, routing_key, body, properties, mandatory=True)
+
+    def messages(self, queue: str, *, take: bool = False) -> list[tuple]:
+        """(properties, body) of every message in the node's `queue` (`redis`, `redis.dead`),
+        head first: taken off the queue if `take`, else left there (never acknowledged)."""
+        name, found = f"{self.prefix}.{queue}", []
+        with self.channel() as channel:
+            while True:
+                method, properties, body = channel.basic_get(name, auto_ack=take)
+                if method is None:
+                    return found
+                found.append((properties, body))
 
     def close(self):
         for shipper in self.shippers:

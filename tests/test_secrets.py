@@ -14,7 +14,7 @@ import json
 from urllib.parse import quote
 
 import pytest
-from servers import CouchServer, RabbitServer, RedisServer, free_port, missing_reason
+from servers import CouchServer, RedisServer, free_port, missing_reason
 
 from accre_monitor.config import load_config
 from accre_monitor.outcome import REJECTED
@@ -64,6 +64,27 @@ def collect(cli, name: str, done, texts: dict[str, str | bytes]) -> None:
     texts[f"{name} stdout"] = done.stdout
     texts[f"{name} stderr"] = done.stderr
     assert "Traceback" not in done.stderr, done.stderr
+
+
+def run_with_one_store(cli, output: str, url: str, texts: dict, name: str = "run"):
+    """One run of loadavg delivering to `output` at `url`, what it showed kept in `texts`."""
+    cli.write_config(
+        f'[monitoring]\noutputs = ["nagios-stdout", "{output}"]\n'
+        f'[outputs.{output}]\nurl = "{url}"\n'
+    )
+    done = cli.run("loadavg")
+    collect(cli, name, done, texts)
+    return done
+
+
+def broker_config(cli, url: str, more: str = "") -> None:
+    """The RabbitMQ bus at `url` (a TOML value), `more` TOML after it; its records are for a
+    Redis nobody listens on."""
+    cli.write_config(
+        '[monitoring]\noutputs = ["nagios-stdout", "redis"]\n'
+        f'[outputs.redis]\nurl = "redis://127.0.0.1:{free_port()}/0"\n'
+        f'[bus]\nkind = "rabbitmq"\nurl = {url}\n{more}'
+    )
 
 
 def run_everything(cli, texts: dict[str, str | bytes], *, broker: bool) -> None:
@@ -155,20 +176,8 @@ def test_no_store_password_is_shown_or_written_anywhere(cli, password):
 
 @pytest.mark.parametrize("password", PASSWORDS)
 def test_no_broker_password_is_shown_or_written_anywhere(cli, password):
-    cli.write_config(
-        f"""
-        [monitoring]
-        outputs = ["nagios-stdout", "redis"]
-        [bus]
-        kind = "rabbitmq"
-        url = ["amqp://monitor:{password}@127.0.0.1:{free_port()}/%2F"]
-        connect_timeout = 0.5
-        [spool]
-        inline_budget = 2
-        [outputs.redis]
-        url = "redis://127.0.0.1:{free_port()}/0"
-        """
-    )
+    url = f"amqp://monitor:{password}@127.0.0.1:{free_port()}/%2F"
+    broker_config(cli, f'["{url}"]', "connect_timeout = 0.5\n[spool]\ninline_budget = 2\n")
     texts: dict[str, str | bytes] = {}
     run_everything(cli, texts, broker=True)
     texts.update(written_files(cli))
@@ -207,34 +216,17 @@ def test_a_redis_password_with_every_troublesome_character_works_and_is_never_sh
     if missing_reason("redis"):
         pytest.skip(missing_reason("redis"))
     with RedisServer(password=EVERYTHING) as server:
-        cli.write_config(
-            f"""
-            [monitoring]
-            outputs = ["nagios-stdout", "redis"]
-            [outputs.redis]
-            url = "redis://:{EVERYTHING}@127.0.0.1:{server.port}/0"
-            """
-        )
         texts: dict[str, str | bytes] = {}
-        done = cli.run("loadavg")
-        collect(cli, "run", done, texts)
-        assert done.returncode == 0
+        url = f"redis://:{EVERYTHING}@127.0.0.1:{server.port}/0"
+        assert run_with_one_store(cli, "redis", url, texts).returncode == 0
         import redis
 
         with redis.Redis(port=server.port, password=EVERYTHING) as client:
             assert client.xlen("accre-monitor:history") == 1
         # a wrong password: Redis says so, without the password we sent
         wrong = EVERYTHING.replace("p#", "q#")
-        cli.write_config(
-            f"""
-            [monitoring]
-            outputs = ["nagios-stdout", "redis"]
-            [outputs.redis]
-            url = "redis://:{wrong}@127.0.0.1:{server.port}/0"
-            """
-        )
-        done = cli.run("loadavg")
-        collect(cli, "wrong password run", done, texts)
+        url = f"redis://:{wrong}@127.0.0.1:{server.port}/0"
+        done = run_with_one_store(cli, "redis", url, texts, "wrong password run")
         assert f"redis at redis://:***@127.0.0.1:{server.port}/0" in done.stderr, done.stderr
         done = cli.run("status", "--json", script="accre-pipeline")
         collect(cli, "status", done, texts)
@@ -246,17 +238,9 @@ def test_a_couchdb_password_with_every_troublesome_character_works_and_is_never_
     if missing_reason("couch"):
         pytest.skip(missing_reason("couch"))
     with CouchServer(in_memory=True, admins={"admin": EVERYTHING}) as server:
-        cli.write_config(
-            f"""
-            [monitoring]
-            outputs = ["nagios-stdout", "couch"]
-            [outputs.couch]
-            url = "http://admin:{EVERYTHING}@127.0.0.1:{server.port}"
-            """
-        )
         texts: dict[str, str | bytes] = {}
-        done = cli.run("loadavg")
-        collect(cli, "run", done, texts)
+        url = f"http://admin:{EVERYTHING}@127.0.0.1:{server.port}"
+        done = run_with_one_store(cli, "couch", url, texts)
         assert done.returncode == 0
         status, body = server.request("GET", "/accre-monitor")
         assert status == 200 and body["doc_count"] == 1, (body, done.stderr)
@@ -265,31 +249,19 @@ def test_a_couchdb_password_with_every_troublesome_character_works_and_is_never_
 
 
 @pytest.fixture(scope="module")
-def broker():
-    if missing_reason("rabbit"):
-        pytest.skip(missing_reason("rabbit"))
-    with RabbitServer() as server:
-        for args in (
-            ("add_user", "monitor", EVERYTHING),
-            ("set_permissions", "-p", "/", "monitor", ".*", ".*", ".*"),
-        ):
-            done = server.ctl(*args)
-            assert done.returncode == 0, done.stderr
-        yield server
+def broker(broker):
+    """The module's RabbitMQ node, with a user whose password holds every troublesome character."""
+    for args in (
+        ("add_user", "monitor", EVERYTHING),
+        ("set_permissions", "-p", "/", "monitor", ".*", ".*", ".*"),
+    ):
+        done = broker.ctl(*args)
+        assert done.returncode == 0, done.stderr
+    return broker
 
 
 def test_a_broker_password_with_every_troublesome_character_works_and_is_never_shown(cli, broker):
-    cli.write_config(
-        f"""
-        [monitoring]
-        outputs = ["nagios-stdout", "redis"]
-        [bus]
-        kind = "rabbitmq"
-        url = "amqp://monitor:{EVERYTHING}@127.0.0.1:{broker.port}/%2F"
-        [outputs.redis]
-        url = "redis://127.0.0.1:{free_port()}/0"
-        """
-    )
+    broker_config(cli, f'"amqp://monitor:{EVERYTHING}@127.0.0.1:{broker.port}/%2F"')
     texts: dict[str, str | bytes] = {}
     done = cli.run("loadavg")
     collect(cli, "run", done, texts)

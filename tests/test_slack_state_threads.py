@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-from slack_server import SlackServer
 
 from accre_monitor.outcome import DELIVERED
 from accre_monitor.outputs import create_output
@@ -15,12 +14,6 @@ from accre_monitor.record import build_record
 pytest.importorskip("urllib3")
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def slack():
-    with SlackServer() as server:
-        yield server
 
 
 def deliver_in_a_thread(output, records):
