@@ -13,8 +13,7 @@ import test_rabbitmq as rabbit
 
 pytestmark = pytest.mark.integration
 
-# the RabbitMQ tests' fixtures: a broker for this module, a node's config, a Redis store
-broker = rabbit.broker
+# the RabbitMQ tests' fixtures (the broker itself is conftest's): a node's config, a Redis store
 node_factory = rabbit.node_factory
 redis_store = rabbit.redis_store
 wait_until = rabbit.wait_until
