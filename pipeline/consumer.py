@@ -275,7 +275,10 @@ class RabbitShipper:
         future, worker.future = worker.future, None
         messages, worker.inflight = worker.inflight, []
         seconds = time.monotonic() - worker.started
-        outcomes, failure = future.result()
+        try:
+            outcomes, failure = future.result()
+        except Exception as exc:  # noqa: BLE001 - a fault outside the output: hold, never crash
+            outcomes, failure = [], exc
         if failure is not None:  # the store cannot take the batch now: keep it, unacked
             worker.failures += 1
             self._hold(worker, messages, worker.failures, getattr(failure, "retry_after", None))
