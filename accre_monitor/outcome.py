@@ -83,6 +83,14 @@ def is_store_failure(exc: BaseException) -> bool:
 
 
 def describe(exc: BaseException) -> str:
-    """`Type: message`, for reasons kept with a record."""
+    """`Type: message`, for reasons kept with a record and for logs, without any secret the
+    process knows."""
+    from accre_monitor.redaction import scrub
+
     text = str(exc).strip() or "no details"
-    return f"{type(exc).__name__}: {text}"
+    return scrub(f"{type(exc).__name__}: {text}")
+
+
+def count_duplicates(outcomes: list[Outcome]) -> int:
+    """How many records of a batch the output had already (see `Outcome.duplicate`)."""
+    return sum(1 for o in outcomes if o.state == DELIVERED and o.duplicate)

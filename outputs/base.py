@@ -134,7 +134,6 @@ class Output:
 
 def describe_error(exc: BaseException) -> str:
     """`Type: message`, for spool entries and logs, without any secret the process knows."""
-    from accre_monitor.redaction import scrub
+    from accre_monitor.outcome import describe
 
-    text = str(exc).strip() or "no details"
-    return scrub(f"{type(exc).__name__}: {text}")
+    return describe(exc)

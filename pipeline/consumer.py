@@ -19,6 +19,7 @@ from accre_monitor.outcome import (
     EXPIRED,
     Outcome,
     StoreUnavailable,
+    count_duplicates,
     describe,
     is_store_failure,
 )
@@ -324,7 +325,7 @@ class RabbitShipper:
         self._ack(stored)
         if delivered and getattr(worker.output, "newest_only", False):
             self._remember(worker, delivered)
-        duplicates = sum(1 for o in outcomes if o.state == DELIVERED and o.duplicate)
+        duplicates = count_duplicates(outcomes)
         if duplicates:
             self._count_duplicates(worker, duplicates)
         if held and held_outcome is not None:

@@ -26,6 +26,7 @@ from accre_monitor.outcome import (
     REJECTED,
     RETRY,
     Outcome,
+    count_duplicates,
     describe,
     is_store_failure,
 )
@@ -126,7 +127,7 @@ def drain(
                 (entry, o.state, o.error, o.retry_after)
                 for entry, o in zip(admitted, outcomes, strict=True)
             ]
-            duplicates = sum(1 for o in outcomes if o.state == DELIVERED and o.duplicate)
+            duplicates = count_duplicates(outcomes)
             if duplicates:
                 spool.count_duplicates(output.name, duplicates)
             if newest_only:

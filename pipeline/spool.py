@@ -321,19 +321,16 @@ class Spool:
 
     def count_duplicates(self, output: str, count: int) -> None:
         """Count records an output had already (stored by id, or sent): said once, not twice."""
-
-        def write() -> None:
-            with transaction(self.db) as db:
-                _count(db, f"duplicates:{output}", count)
-
-        self._retry(write)
+        self._add(f"duplicates:{output}", count)
 
     def count_expired(self, output: str, count: int) -> None:
         """Count results that expired before they could be delivered (never spooled)."""
+        self._add(f"expired:{output}", count)
 
+    def _add(self, counter: str, amount: int) -> None:
         def write() -> None:
             with transaction(self.db) as db:
-                _count(db, f"expired:{output}", count)
+                _count(db, counter, amount)
 
         self._retry(write)
 
@@ -530,12 +527,7 @@ class Spool:
                 last[(node, check)] = (taken, record["id"])
         skipped = verdicts.count(False)
         if skipped:
-
-            def count() -> None:
-                with transaction(self.db) as db:
-                    _count(db, f"duplicates:{output}", skipped)
-
-            self._retry(count)
+            self.count_duplicates(output, skipped)
         return verdicts
 
     def delivered(self, output: str, records: list[dict[str, Any]]) -> None:
