@@ -213,7 +213,7 @@ class InlineDeliverer:
             for output in healthy:  # the fresh record went everywhere it could: now backlogs
                 self._heal(output, deadline)
             for output in queued:
-                self._say_if_still_queued(output, record["id"])
+                say_if_still_queued(self.spool, output.name, record["id"])
         except BaseException:
             # interrupted (SIGTERM, ^C): whatever was not tried yet is owed too
             owed += [(record["id"], d.name, body, "interrupted", RETRY, None) for d in pending]
@@ -258,22 +258,6 @@ class InlineDeliverer:
         except Exception:  # the spool is unusable: deliver the fresh record directly
             return False
         return True
-
-    def _say_if_still_queued(self, output: Any, record_id: str) -> None:
-        """One line for a fresh record that waits behind older ones and was not delivered
-        with them in this run: it is in the spool, and stderr says so."""
-        try:
-            waiting = self.spool.pending(output.name)
-            if not self.spool.holds(record_id, output.name):
-                return
-        except Exception:  # the line is for the operator; it must never fail the run
-            waiting = None
-        log.warning(
-            "delivery waits for older records; record spooled behind them",
-            output=output.name,
-            record=record_id,
-            waiting=waiting,
-        )
 
     def _count_expired(self, output: str, why: str | None) -> None:
         log.warning("result expired before delivery", output=output, error=why)
@@ -344,3 +328,20 @@ def spool_owed(
                 rejected=state == REJECTED,
             )
     return True
+
+
+def say_if_still_queued(spool: Spool, output: str, record_id: str) -> None:
+    """One line for a fresh record that waits behind older ones and was not delivered with
+    them in this run: it is in the spool, and stderr says so."""
+    try:
+        if not spool.holds(record_id, output):
+            return
+        waiting = spool.pending(output)
+    except Exception:  # the line is for the operator; it must never fail the run
+        waiting = None
+    log.warning(
+        "delivery waits for older records; record spooled behind them",
+        output=output,
+        record=record_id,
+        waiting=waiting,
+    )

@@ -71,7 +71,9 @@ class RabbitBus(Bus):
                 self._spool(record, body, None, attempts=0)
                 published = True
                 self._forward_backlog(names, deadline)
-                self._say_if_still_queued(record["id"])
+                from accre_monitor.pipeline.delivery import say_if_still_queued
+
+                say_if_still_queued(self.spool, BROKER, record["id"])
                 return
             self.publisher.publish(record, body, deadline)
             published = True
@@ -97,20 +99,6 @@ class RabbitBus(Bus):
             return self.spool.has_backlog(BROKER)
         except Exception:  # an unusable spool: publish directly
             return False
-
-    def _say_if_still_queued(self, record_id: str) -> None:
-        try:
-            if not self.spool.holds(record_id, BROKER):
-                return
-            waiting = self.spool.pending(BROKER)
-        except Exception:  # the line is for the operator; it must never fail the run
-            waiting = None
-        log.warning(
-            "the broker's backlog was not forwarded in time; record spooled behind it",
-            output=BROKER,
-            record=record_id,
-            waiting=waiting,
-        )
 
     def _spool(
         self,
