@@ -128,6 +128,9 @@ def run_check(config: Any, line: Any) -> int:
         finally:
             release_lock(name)
     record = build_record(name, *result, runtime=runtime, node=config.node)
+    ttl = config.check_ttl(name)
+    if ttl:  # freshness: no newer result within ttl seconds makes the state call it stale
+        record["ttl"] = ttl
     return publish(config, record, bus)
 
 

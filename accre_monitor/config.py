@@ -34,11 +34,15 @@ MONITORING_KEYS: dict[str, tuple[tuple[type, ...], Any]] = {
     "check_modules": ((list,), []),
     "timeout": ((int, float), DEFAULT_TIMEOUT),
     "node": ((str,), None),
+    "ttl": ((int, float), 0),
 }
+MAX_TTL = 30 * 86400.0
 
 # Sections checked here (monitoring), in accre_monitor.sections (spool, bus), or by each
 # output when it is built (outputs).
-OTHER_SECTIONS = ("outputs", "spool", "bus")
+OTHER_SECTIONS = ("outputs", "spool", "bus", "state", "checks")
+# `[checks.NAME]` keys: what one check's records carry beyond the global defaults
+CHECK_KEYS = ("ttl",)
 
 
 class Config:
@@ -49,7 +53,7 @@ class Config:
     check's verdict, and `spool_health` shows them.
     """
 
-    __slots__ = ("path", "sections", "_spool", "_bus", "problems", *MONITORING_KEYS)
+    __slots__ = ("path", "sections", "_spool", "_bus", "_state", "problems", *MONITORING_KEYS)
 
     def __init__(self, path: str | None = None, data: dict[str, Any] | None = None) -> None:
         self.path = path
@@ -66,12 +70,15 @@ class Config:
         self.problems: list[str] = []
         self._spool: dict[str, Any] | None = None
         self._bus: dict[str, Any] | None = None
+        self._state: dict[str, Any] | None = None
         # checked now when present, so that their problems are reported on every run;
         # absent, their defaults are worked out only if a run needs them
         if "spool" in self.sections:
             self._spool = self.spool
         if "bus" in self.sections:
             self._bus = self.bus
+        if "state" in self.sections:
+            self._state = self.state
 
     @property
     def spool(self) -> dict[str, Any]:
@@ -90,6 +97,41 @@ class Config:
 
             self._bus = self._checked("bus", bus_section)
         return self._bus
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The `[state]` settings, checked, with defaults (`url`: state.db beside the spool)."""
+        if self._state is None:
+            from accre_monitor.sections import state_section
+
+            spool_path = self.spool["path"]
+            self._state = self._checked(
+                "state", lambda values, source: state_section(values, source, spool_path)
+            )
+        return self._state
+
+    def check_ttl(self, name: str) -> float:
+        """Seconds after a result of check `name` without a newer one before it is stale
+        (`[checks.NAME] ttl`, else `[monitoring] ttl`; 0: never)."""
+        table = self.section("checks").get(name)
+        if isinstance(table, dict) and "ttl" in table:
+            return float(table["ttl"])
+        return float(self.ttl)
+
+    @property
+    def keeps_state(self) -> bool:
+        """Whether records go through the cluster state: a `[state]` section, a freshness
+        ttl, or an output that decides from the state (a notifier, `min_occurrences`)."""
+        if "state" in self.sections or self.ttl:
+            return True
+        if any(isinstance(t, dict) and t.get("ttl") for t in self.section("checks").values()):
+            return True
+        from accre_monitor.outputs import reads_state, section_of
+
+        return any(
+            reads_state(name, self.output_section(section_of(name)))
+            for name in self._named_outputs()
+        )
 
     def _checked(self, name: str, check: Any) -> dict[str, Any]:
         settings, unknown, problems = check(self.sections.get(name), self.path)
@@ -120,7 +162,12 @@ class Config:
         return value if isinstance(value, dict) else {}
 
     def defined_outputs(self) -> list[str]:
-        """Every output this config names: `monitoring.outputs`, then `[outputs.*]` sections."""
+        """Every output this config names: the cluster state first when it is kept, then
+        `monitoring.outputs`, then `[outputs.*]` sections."""
+        named = self._named_outputs()
+        return ["state", *named] if self.keeps_state else named
+
+    def _named_outputs(self) -> list[str]:
         return list(dict.fromkeys([*self.outputs, *self.section("outputs")]))
 
 
@@ -231,10 +278,34 @@ def validate(data: dict[str, Any], path: str) -> None:
             f"invalid config file {path}: monitoring.timeout must be a number of seconds "
             f"from 0 (no limit) to {MAX_TIMEOUT:g}, not {timeout!r}"
         )
+    ttl = monitoring.get("ttl", 0)
+    if not 0 <= ttl <= MAX_TTL:
+        raise ConfigError(
+            f"invalid config file {path}: monitoring.ttl must be a number of seconds "
+            f"from 0 (off) to {MAX_TTL:g}, not {ttl!r}"
+        )
+    _check_checks(data.get("checks", {}), path)
     outputs = data.get("outputs", {})
     if not isinstance(outputs, dict) or not all(isinstance(v, dict) for v in outputs.values()):
         raise ConfigError(f"invalid config file {path}: [outputs.NAME] sections must be tables")
     _check_output_names(monitoring.get("outputs", []), outputs, path)
+
+
+def _check_checks(checks: Any, path: str) -> None:
+    """`[checks.NAME]` tables: known keys, `ttl` a number of seconds (0: off)."""
+    if not isinstance(checks, dict) or not all(isinstance(v, dict) for v in checks.values()):
+        raise ConfigError(f"invalid config file {path}: [checks.NAME] sections must be tables")
+    for name, table in checks.items():
+        for key, value in table.items():
+            if key not in CHECK_KEYS:
+                log.warning("unknown config key", key=f"checks.{name}.{key}", file=path)
+                continue
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not number or not 0 <= value <= MAX_TTL:
+                raise ConfigError(
+                    f"invalid config file {path}: checks.{name}.ttl must be a number of "
+                    f"seconds from 0 (off) to {MAX_TTL:g}, not {value!r}"
+                )
 
 
 def _check_output_names(used: list[str], sections: dict[str, Any], path: str) -> None:

@@ -64,6 +64,25 @@ BUS: dict[str, Setting] = {
 }
 
 
+STATUS_NAMES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
+
+STATE: dict[str, Setting] = {
+    # sqlite:///PATH (default: state.db beside the spool) or redis://[:PASSWORD@]HOST[:PORT][/DB]
+    "url": Setting(
+        None,
+        "a sqlite:///PATH or redis:// URL",
+        lambda v: isinstance(v, str) and v.startswith(("sqlite:///", "redis://", "rediss://")),
+    ),
+    "key_prefix": text("accre-monitor"),
+    "ttl_status": choice("UNKNOWN", *STATUS_NAMES),
+    "node_ttl": seconds(0.0, zero=True, maximum=30 * DAY),
+    "node_status": choice("CRITICAL", *STATUS_NAMES),
+    "watchdog_interval": seconds(1.0, maximum=3600.0),
+    "lease": seconds(15.0, maximum=3600.0),
+    "busy_timeout": seconds(10.0, zero=True, maximum=3600.0),
+}
+
+
 def _amqp_url(value: str) -> bool:
     """`amqp://` or `amqps://` with a host and, if any, a numeric port.
 
@@ -102,6 +121,24 @@ def spool_section(values: Any, source: str | None = None) -> tuple[dict[str, Any
         )
         settings["backoff_max"] = settings["backoff_base"]
     settings["path"] = settings["path"] or default_spool_path()
+    return settings, unknown, problems
+
+
+def state_section(
+    values: Any, source: str | None = None, spool_path: str | None = None
+) -> tuple[dict[str, Any], list, list]:
+    """(`[state]` settings, unknown keys, problems); the default url is `state.db` beside
+    the spool."""
+    settings, unknown, problems = check_section("state", STATE, values, source)
+    if settings["url"] is None:
+        directory = os.path.dirname(spool_path or default_spool_path())
+        settings["url"] = "sqlite:///" + os.path.join(directory, "state.db")
+    if settings["lease"] <= settings["watchdog_interval"]:
+        problems.append(
+            f"state.lease ({settings['lease']:g}) must be longer than state.watchdog_interval "
+            f"({settings['watchdog_interval']:g})"
+        )
+        settings["lease"] = max(STATE["lease"].default, settings["watchdog_interval"] * 3)
     return settings, unknown, problems
 
 

@@ -31,7 +31,10 @@ OUTPUTS: dict[str, str] = {
     "slack-all": "accre_monitor.outputs.slack:SlackOutput",
     "slack-warning": "accre_monitor.outputs.slack:SlackOutput",
     "slack-critical": "accre_monitor.outputs.slack:SlackOutput",
+    # the cluster state, as a destination: every record goes through it (pipeline/state.py)
+    "state": "accre_monitor.pipeline.state_output:StateOutput",
 }
+STATE = "state"
 
 # Outputs known to render in the check's process, without importing their module.
 SYNCHRONOUS = frozenset({"stdout", "nagios-stdout", "nagios-base64-stdout"})
@@ -45,7 +48,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 # Keys any `[outputs.NAME]` section may hold: the filter stages put in front of the output.
-FILTER_KEYS = ("min_severity", "checks", "exclude_checks")
+FILTER_KEYS = ("min_severity", "checks", "exclude_checks", "min_occurrences")
 
 # Sections whose outputs can notify on change (`notify = "change"`): such an output must see
 # every status to notice a recovery, so it applies its severity filter itself.
@@ -85,6 +88,12 @@ def severity_in_output(name: str, settings: dict[str, Any]) -> bool:
     return section_of(name) in NOTIFY_ON_CHANGE and settings.get("notify") == "change"
 
 
+def reads_state(name: str, settings: dict[str, Any]) -> bool:
+    """Whether output `name` decides from the cluster state: a notifier (Slack), or an
+    output with `min_occurrences`."""
+    return section_of(name) in NOTIFY_ON_CHANGE or bool(settings.get("min_occurrences"))
+
+
 def is_synchronous(name: str) -> bool:
     """Whether the output renders in the check's process (known without building it)."""
     if name in SYNCHRONOUS:
@@ -110,6 +119,7 @@ def create_output(
     section: str | None = None,
     source: str | None = None,
     state_dir: str | None = None,
+    state: dict[str, Any] | None = None,
 ) -> Any:
     """An output configured from `settings`; ConfigError for a bad setting or a missing package."""
     cls = output_class(name)
@@ -120,7 +130,12 @@ def create_output(
             f"output {name} needs the {module} package: pip install 'accre-monitor[{extra}]'"
         )
     return cls(
-        name, settings, section=section or section_of(name), source=source, state_dir=state_dir
+        name,
+        settings,
+        section=section or section_of(name),
+        source=source,
+        state_dir=state_dir,
+        state=state,
     )
 
 
@@ -128,17 +143,15 @@ def build_output(name: str, config: Any) -> Any:
     """The output `name` configured from `[outputs.SECTION]` of `config`; its local state (if
     it keeps any) lives next to the spool."""
     section = section_of(name)
-    state_dir = None
+    state_dir = state = None
     if not is_synchronous(name):  # (the spool's settings are not worked out for stdout runs)
         import os
 
         state_dir = os.path.dirname(config.spool["path"])
+        state = config.state
+    settings = config.output_section(section) if name != STATE else {}
     return create_output(
-        name,
-        config.output_section(section),
-        section=section,
-        source=config.path,
-        state_dir=state_dir,
+        name, settings, section=section, source=config.path, state_dir=state_dir, state=state
     )
 
 

@@ -33,7 +33,8 @@ class Output:
     `section` is the config section the settings come from (`[outputs.SECTION]`; the
     output's own name unless it shares another's settings) and names the environment
     variables of its secrets; `source` is the config file, for messages; `state_dir` is
-    where an output may keep local state of its own (the spool's directory).
+    where an output may keep local state of its own (the spool's directory); `state` is the
+    `[state]` section (where the cluster state lives), for outputs that read it.
     """
 
     synchronous = True
@@ -48,10 +49,12 @@ class Output:
         section: str | None = None,
         source: str | None = None,
         state_dir: str | None = None,
+        state: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.section = section or name
         self.state_dir = state_dir
+        self.state_settings = state
         settings = dict(settings or {})
         for key in settings:
             if key not in self.settings_keys and key not in FILTER_KEYS:

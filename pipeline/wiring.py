@@ -78,7 +78,13 @@ def destination(name: str, config: Config) -> Destination:
 
 
 def build_destinations(config: Config, output_names: list[str] | None = None) -> list[Destination]:
-    return [destination(name, config) for name in dict.fromkeys(output_names or config.outputs)]
+    """The run's destinations; the cluster state first when the config keeps it (records
+    reach the state before any output that decides from it), unless `output_names`
+    overrides the configured outputs."""
+    names = output_names or config.outputs
+    if not output_names and config.keeps_state:
+        names = ["state", *names]
+    return [destination(name, config) for name in dict.fromkeys(names)]
 
 
 def build_bus(config: Config, output_names: list[str] | None = None) -> Bus:

@@ -17,7 +17,7 @@ import pytest
 from accre_monitor.config import MONITORING_KEYS
 from accre_monitor.errors import ConfigError
 from accre_monitor.outputs import OUTPUTS, create_output, is_synchronous, output_class
-from accre_monitor.sections import BUS, SPOOL, bus_section, spool_section
+from accre_monitor.sections import BUS, SPOOL, STATE, bus_section, spool_section, state_section
 
 # TOML literal -> the value it is
 BAD = {
@@ -37,7 +37,11 @@ def numeric(value) -> bool:
 
 
 MONITORING = [key for key, (_, default) in MONITORING_KEYS.items() if numeric(default)]
-SECTIONS = {"spool": (SPOOL, spool_section), "bus": (BUS, bus_section)}
+SECTIONS = {
+    "spool": (SPOOL, spool_section),
+    "bus": (BUS, bus_section),
+    "state": (STATE, state_section),
+}
 SECTION_KEYS = [
     (section, key)
     for section, (spec, _) in SECTIONS.items()
@@ -67,7 +71,9 @@ OUTPUT_KEYS = [
 
 
 def test_the_walk_covers_the_settings_named_in_the_reports():
-    assert MONITORING == ["timeout"]
+    assert MONITORING == ["timeout", "ttl"]
+    for key in ("node_ttl", "watchdog_interval", "lease"):
+        assert ("state", key) in SECTION_KEYS
     for key in ("connect_timeout", "batch_wait", "prefetch", "heartbeat", "batch_size"):
         assert ("bus", key) in SECTION_KEYS
     for key in ("inline_budget", "backoff_max", "backoff_base", "busy_timeout", "max_entries"):

@@ -1,0 +1,310 @@
+"""The cluster state: per node and check, the latest result and what it means over time.
+
+The state is the one source of truth for alerting. Every record goes through it (the
+`state` destination, see `state_output.py`) before a notifying output (Slack) decides
+anything: Sensu's order, state first, then notification. It is kept in a `StateStore`:
+SQLite beside the spool for one machine (`state_sqlite.py`), Redis for shippers on several
+machines (`state_redis.py`); both implement the same contract, written down here as the
+pure functions they share.
+
+Per node and check an `Entry` holds the latest record's status and date, since when the
+status holds, `occurrences` and `occurrences_watermark` with Sensu Go's meaning, the
+record's `ttl`, whether it is a stale record, the silences covering it, and the last
+notification of each notifying output. Rules every store keeps:
+
+- **Never rewound.** A record is taken only when it is newer than the entry's latest, by
+  (date, id): an older record (a replayed backlog) is stored by the stores, but changes
+  nothing here and notifies nobody. Taking a record twice changes nothing either.
+- **Atomic per node and check.** Shippers on several machines take records at once.
+- **Occurrences** count consecutive results of one status, OK included; the watermark is
+  the highest count of the current non-OK run and survives WARNING <-> CRITICAL, and a
+  resolution (non-OK -> OK) carries the run's watermark, so a recovery can say how long the
+  problem lasted.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any, Protocol
+
+from accre_monitor.dates import epoch_seconds
+from accre_monitor.record import iso_now, new_id
+from accre_monitor.status import OK, STATUSES
+
+KEEPALIVE = "keepalive"  # the check name of a node's keepalive record
+
+
+@dataclass(slots=True)
+class Entry:
+    """What is known of one check on one node."""
+
+    node: str
+    check: str
+    status: str
+    date: float  # the latest record's date, epoch seconds
+    record_id: str
+    since: float  # since when `status` holds (the date of the first record of the run)
+    occurrences: int = 1
+    watermark: int = 1
+    previous: str | None = None  # the status of the record before (None: the first result)
+    problem_since: float | None = None  # start of the current non-OK run (kept by a resolution)
+    ttl: float = 0.0  # seconds without a newer result before it is stale (0: never)
+    stale: bool = False  # the latest record says that results stopped coming
+    silenced: list[str] = field(default_factory=list)  # ids of the silences covering it
+    notified: dict[str, dict[str, Any]] = field(default_factory=dict)  # output -> last said
+    record: dict[str, Any] = field(default_factory=dict)  # the latest record itself
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.node, self.check)
+
+    @property
+    def due(self) -> float | None:
+        """When a stale record is owed if nothing newer arrives (None: never)."""
+        if self.ttl <= 0 or self.stale:
+            return None
+        return self.date + self.ttl
+
+    @property
+    def is_resolution(self) -> bool:
+        return self.status == OK and self.previous is not None and self.previous != OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Entry:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+@dataclass(slots=True)
+class Node:
+    """A node: the date of its latest real result (stale and keepalive records do not
+    count), whether it is silent (a keepalive record said so), and when it last came back
+    (its checks get a full ttl from then before any is called stale)."""
+
+    name: str
+    last: float
+    silent: bool = False
+    back: float = 0.0
+
+
+@dataclass(slots=True)
+class Silence:
+    """Records of matching nodes and checks are not notified while it is active."""
+
+    id: str
+    node: str = "*"
+    check: str = "*"
+    begin: float = 0.0
+    end: float | None = None  # None: until removed, or until a resolution (`on_resolve`)
+    on_resolve: bool = False
+    comment: str = ""
+    created: float = 0.0
+
+    def active(self, now: float) -> bool:
+        return self.begin <= now and (self.end is None or now < self.end)
+
+    def matches(self, node: str, check: str) -> bool:
+        return fnmatchcase(node, self.node) and fnmatchcase(check, self.check)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Silence:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+@dataclass(slots=True)
+class Taken:
+    """What the state says of one record handed to `take`.
+
+    `entry` is the entry after the record (or as it stands, when the record changed
+    nothing); `current` says whether the record is the entry's latest (taken now or before):
+    a record that is not is superseded, and a notifier stays quiet about it.
+    """
+
+    record: dict[str, Any]
+    entry: Entry | None
+    applied: bool  # this call changed the entry
+    current: bool
+    problem: str | None = None  # why the state cannot take this record at all
+
+
+class StateStore(Protocol):
+    """The contract both stores keep (see the module docstring)."""
+
+    def take(self, records: list[dict[str, Any]], now: float | None = None) -> list[Taken]: ...
+
+    def entries(self, node: str | None = None, check: str | None = None) -> list[Entry]: ...
+
+    def nodes(self) -> list[Node]: ...
+
+    def mark_notified(self, output: str, notes: list[dict[str, Any]]) -> None: ...
+
+    def forget(self, node: str, check: str | None = None) -> int: ...
+
+    def add_silence(self, silence: Silence) -> Silence: ...
+
+    def silences(self, now: float | None = None) -> list[Silence]: ...
+
+    def remove_silence(self, silence_id: str) -> bool: ...
+
+    def acquire_lease(self, name: str, holder: str, seconds: float) -> bool: ...
+
+    def release_lease(self, name: str, holder: str) -> None: ...
+
+    def overdue(self, now: float, limit: int) -> list[Entry]: ...
+
+    def silent_candidates(self, now: float, node_ttl: float, limit: int) -> list[Node]: ...
+
+    def fire_stale(self, record: dict[str, Any], expect: str, now: float) -> bool: ...
+
+    def fire_keepalive(self, record: dict[str, Any], last: float, now: float) -> bool: ...
+
+    def outbox(self, limit: int) -> list[dict[str, Any]]: ...
+
+    def published(self, record_ids: list[str]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# -- the rules, shared by every store ------------------------------------------------------
+
+
+def record_date(record: dict[str, Any]) -> float:
+    """The record's date in epoch seconds; ValueError when it is not ISO 8601."""
+    return epoch_seconds(record.get("date"))
+
+
+def record_ttl(record: dict[str, Any]) -> float:
+    """The record's `ttl` in seconds (0: no freshness); anything odd counts as none."""
+    ttl = record.get("ttl")
+    if isinstance(ttl, int | float) and not isinstance(ttl, bool) and 0 < ttl < 1e9:
+        return float(ttl)
+    return 0.0
+
+
+def is_newer(record: dict[str, Any], date: float, entry: Entry | None) -> bool:
+    """Whether a record of `date` moves `entry` on: newer by (date, id), never rewinding."""
+    if entry is None:
+        return True
+    return (date, str(record.get("id"))) > (entry.date, entry.record_id)
+
+
+def is_real(record: dict[str, Any]) -> bool:
+    """A result a node sent (not a stale or keepalive record made by the watchdog)."""
+    return not record.get("stale") and record.get("name") != KEEPALIVE
+
+
+def covering(silences: list[Silence], node: str, check: str, now: float) -> list[str]:
+    """The ids of the active silences that match `node` and `check`."""
+    return [s.id for s in silences if s.active(now) and s.matches(node, check)]
+
+
+def advance(
+    entry: Entry | None,
+    record: dict[str, Any],
+    date: float,
+    silences: list[Silence],
+    now: float,
+) -> Entry:
+    """The entry after a newer `record` of `date` (the caller checked `is_newer`)."""
+    status = record["status"]
+    node, check = record["node"], record["name"]
+    previous = entry.status if entry is not None else None
+    same = previous == status
+    occurrences = entry.occurrences + 1 if entry is not None and same else 1
+    if status != OK:
+        run_goes_on = previous is not None and previous != OK
+        watermark = max(entry.watermark, occurrences) if entry and run_goes_on else occurrences
+        problem_since = entry.problem_since if entry and run_goes_on else date
+    elif entry is not None and previous != OK:  # a resolution: the problem's figures stay
+        watermark, problem_since = entry.watermark, entry.problem_since
+    else:
+        watermark, problem_since = occurrences, None
+    return Entry(
+        node=node,
+        check=check,
+        status=status,
+        date=date,
+        record_id=str(record["id"]),
+        since=entry.since if entry is not None and same else date,
+        occurrences=occurrences,
+        watermark=watermark,
+        previous=previous,
+        problem_since=problem_since,
+        ttl=record_ttl(record),
+        stale=bool(record.get("stale")),
+        silenced=covering(silences, node, check, now),
+        notified=dict(entry.notified) if entry is not None else {},
+        record=record,
+    )
+
+
+def ending_silences(entry: Entry, silences: list[Silence]) -> list[str]:
+    """The on-resolve silences a resolution ends: those covering its node and check."""
+    if not entry.is_resolution:
+        return []
+    return [s.id for s in silences if s.on_resolve and s.matches(entry.node, entry.check)]
+
+
+def checked(record: dict[str, Any]) -> tuple[float, str | None]:
+    """(date, None) for a record the state can take, or (0, the reason it cannot)."""
+    for key in ("id", "node", "name", "status"):
+        if not isinstance(record.get(key), str) or not record.get(key):
+            return 0.0, f"no {key}"
+    if record["status"] not in STATUSES:
+        return 0.0, f"status {record['status']!r} is not one of {', '.join(STATUSES)}"
+    try:
+        return record_date(record), None
+    except ValueError as exc:
+        return 0.0, str(exc)
+
+
+# -- records the watchdog makes --------------------------------------------------------------
+
+
+def clock(moment: float) -> str:
+    """`HH:MM:SS` in local time, as the short texts show a moment."""
+    return time.strftime("%H:%M:%S", time.localtime(moment))
+
+
+def stale_record(entry: Entry, status: str, now: float) -> dict[str, Any]:
+    """The record that says no newer result came for `entry` within its ttl."""
+    return {
+        "id": new_id(),
+        "node": entry.node,
+        "date": iso_now(now),
+        "name": entry.check,
+        "status": status,
+        "stale": True,
+        "data": {"last_result": entry.record.get("date"), "ttl": entry.ttl},
+        "runtime": 0.0,
+        "short": (
+            f"no result for {entry.check} from {entry.node} since {clock(entry.date)}"
+            f" (ttl {entry.ttl:g} s)"
+        ),
+    }
+
+
+def keepalive_record(node: Node, status: str, now: float, node_ttl: float) -> dict[str, Any]:
+    """The record that says a node has gone silent (`status`), or is back (OK)."""
+    record: dict[str, Any] = {
+        "id": new_id(),
+        "node": node.name,
+        "date": iso_now(now),
+        "name": KEEPALIVE,
+        "status": status,
+        "data": {"last_result": iso_now(node.last), "node_ttl": node_ttl},
+        "runtime": 0.0,
+    }
+    if status == OK:
+        record["short"] = f"{node.name} reports again"
+    else:
+        record["stale"] = True
+        record["short"] = f"no result from {node.name} since {clock(node.last)}"
+    return record

@@ -1,0 +1,455 @@
+"""The cluster state in SQLite: the embedded default, for shippers on one machine.
+
+One file (`state.db` beside the spool unless `[state] url` says otherwise), WAL mode, every
+change in one short `BEGIN IMMEDIATE` transaction: processes on this machine take records at
+once, and SQLite serialises them. The rules are those of `state.py`; the Redis store keeps
+the same contract for shippers on several machines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+from typing import Any
+
+import orjson
+
+from accre_monitor import log
+from accre_monitor.pipeline.state import (
+    KEEPALIVE,
+    Entry,
+    Node,
+    Silence,
+    Taken,
+    advance,
+    checked,
+    covering,
+    ending_silences,
+    is_newer,
+    is_real,
+    keepalive_record,
+    record_date,
+)
+from accre_monitor.sqlite_files import create_private, retry_busy, set_aside, transaction
+from accre_monitor.status import OK
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS entries (
+        node TEXT NOT NULL,
+        check_name TEXT NOT NULL,
+        due REAL,
+        body BLOB NOT NULL,
+        PRIMARY KEY (node, check_name)
+    )""",
+    "CREATE INDEX IF NOT EXISTS entries_due ON entries (due) WHERE due IS NOT NULL",
+    """CREATE TABLE IF NOT EXISTS nodes (
+        node TEXT PRIMARY KEY,
+        last REAL NOT NULL,
+        silent INTEGER NOT NULL DEFAULT 0,
+        back REAL NOT NULL DEFAULT 0
+    )""",
+    "CREATE INDEX IF NOT EXISTS nodes_last ON nodes (last) WHERE silent = 0",
+    "CREATE TABLE IF NOT EXISTS silences (id TEXT PRIMARY KEY, body BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT, until REAL)",
+    """CREATE TABLE IF NOT EXISTS outbox (
+        id TEXT PRIMARY KEY,
+        node TEXT NOT NULL,
+        created REAL NOT NULL,
+        body BLOB NOT NULL
+    )""",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
+)
+SCHEMA_VERSION = "1"
+
+
+def _dump(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
+class SqliteState:
+    """The `StateStore` contract on one SQLite file (`:memory:` for tests and one process)."""
+
+    def __init__(self, path: str, busy_timeout: float = 30.0) -> None:
+        self.path = path
+        self.busy_timeout = busy_timeout
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.RLock()  # shipper threads share the one connection
+
+    def __repr__(self) -> str:
+        return f"SqliteState({self.path!r})"
+
+    # -- the connection ----------------------------------------------------------------
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = self._open()
+        return self._db
+
+    def _open(self) -> sqlite3.Connection:
+        memory = self.path == ":memory:"
+        if not memory:
+            create_private(self.path)
+        db = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            if not memory:
+                db.execute("PRAGMA journal_mode=WAL")
+                # a power cut costs at most the last update, which the next result redoes
+                db.execute("PRAGMA synchronous=NORMAL")
+            with transaction(db):
+                for statement in SCHEMA:
+                    db.execute(statement)
+                db.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)",
+                    (SCHEMA_VERSION,),
+                )
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def _run(self, operation: Any) -> Any:
+        """`operation(db)` in one write transaction, retried while another process holds
+        the lock; a corrupt file is set aside once and a fresh one started (the state is
+        rebuilt by the next results; silences are lost, and the log says so)."""
+
+        def attempt() -> Any:
+            with transaction(self.db) as db:
+                return operation(db)
+
+        with self._lock:
+            on_corruption = None if self.path == ":memory:" else self._set_aside
+            return retry_busy(attempt, self.busy_timeout, on_corruption)
+
+    def _read(self, operation: Any) -> Any:
+        with self._lock:
+            return retry_busy(lambda: operation(self.db), self.busy_timeout)
+
+    def _set_aside(self, error: BaseException) -> None:
+        self.close()
+        with contextlib.suppress(FileNotFoundError):
+            target = set_aside(self.path)
+            log.error(
+                "cluster state is corrupt: set aside, starting afresh (silences are lost)",
+                state=self.path,
+                set_aside=target,
+                error=str(error),
+            )
+
+    # -- rows --------------------------------------------------------------------------
+
+    @staticmethod
+    def _entry(db: sqlite3.Connection, node: str, check: str) -> Entry | None:
+        row = db.execute(
+            "SELECT body FROM entries WHERE node = ? AND check_name = ?", (node, check)
+        ).fetchone()
+        return Entry.from_dict(orjson.loads(row[0])) if row else None
+
+    @staticmethod
+    def _put(db: sqlite3.Connection, entry: Entry) -> None:
+        db.execute(
+            "INSERT INTO entries (node, check_name, due, body) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (node, check_name) DO UPDATE SET due = excluded.due,"
+            " body = excluded.body",
+            (entry.node, entry.check, entry.due, _dump(entry.to_dict())),
+        )
+
+    @staticmethod
+    def _node(db: sqlite3.Connection, name: str) -> Node | None:
+        row = db.execute("SELECT last, silent, back FROM nodes WHERE node = ?", (name,)).fetchone()
+        return Node(name, row[0], bool(row[1]), row[2]) if row else None
+
+    @staticmethod
+    def _put_node(db: sqlite3.Connection, node: Node) -> None:
+        db.execute(
+            "INSERT INTO nodes (node, last, silent, back) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (node) DO UPDATE SET last = excluded.last,"
+            " silent = excluded.silent, back = excluded.back",
+            (node.name, node.last, int(node.silent), node.back),
+        )
+
+    @staticmethod
+    def _all_silences(db: sqlite3.Connection) -> list[Silence]:
+        return [
+            Silence.from_dict(orjson.loads(body))
+            for (body,) in db.execute("SELECT body FROM silences ORDER BY rowid")
+        ]
+
+    # -- taking records ----------------------------------------------------------------
+
+    def take(self, records: list[dict[str, Any]], now: float | None = None) -> list[Taken]:
+        """Take each record into the state, in one transaction (see `state.py`)."""
+        now = time.time() if now is None else now
+
+        def operation(db: sqlite3.Connection) -> list[Taken]:
+            silences = self._all_silences(db)
+            return [self._take_one(db, record, silences, now) for record in records]
+
+        return self._run(operation)
+
+    def _take_one(
+        self, db: sqlite3.Connection, record: dict[str, Any], silences: list[Silence], now: float
+    ) -> Taken:
+        date, problem = checked(record)
+        if problem is not None:
+            return Taken(record, None, False, False, problem)
+        entry = self._entry(db, record["node"], record["name"])
+        if not is_newer(record, date, entry):
+            current = entry is not None and entry.record_id == str(record["id"])
+            return Taken(record, entry, False, current)
+        after = advance(entry, record, date, silences, now)
+        ended = ending_silences(after, silences)
+        if ended:
+            db.executemany("DELETE FROM silences WHERE id = ?", [(i,) for i in ended])
+            silences[:] = [s for s in silences if s.id not in ended]
+            after.silenced = [i for i in after.silenced if i not in ended]
+        self._put(db, after)
+        if is_real(record):
+            self._heard_from(db, record["node"], date, silences, now)
+        return Taken(record, after, True, True)
+
+    def _heard_from(
+        self, db: sqlite3.Connection, name: str, date: float, silences: list[Silence], now: float
+    ) -> None:
+        """A real result from node `name`: it is alive; a silent node is back (its keepalive
+        recovers, through a record in the outbox)."""
+        node = self._node(db, name)
+        if node is None:
+            self._put_node(db, Node(name, date))
+            return
+        if date <= node.last:
+            return
+        if node.silent:
+            node.last = date
+            back = keepalive_record(node, OK, now, 0.0)
+            back["data"].pop("node_ttl", None)
+            self._apply_made(db, back, silences, now)
+            node.silent, node.back = False, now
+        node.last = date
+        self._put_node(db, node)
+
+    def _apply_made(
+        self, db: sqlite3.Connection, record: dict[str, Any], silences: list[Silence], now: float
+    ) -> None:
+        """Take a record the state made itself, and owe its publication (the outbox)."""
+        entry = self._entry(db, record["node"], record["name"])
+        after = advance(entry, record, record_date(record), silences, now)
+        self._put(db, after)
+        db.execute(
+            "INSERT OR IGNORE INTO outbox (id, node, created, body) VALUES (?, ?, ?, ?)",
+            (record["id"], record["node"], now, _dump(record)),
+        )
+
+    # -- the watchdog's side -----------------------------------------------------------
+
+    def overdue(self, now: float, limit: int) -> list[Entry]:
+        """Entries whose ttl ran out (oldest due first), stale ones excepted."""
+        rows = self._read(
+            lambda db: db.execute(
+                "SELECT body FROM entries WHERE due IS NOT NULL AND due <= ? ORDER BY due LIMIT ?",
+                (now, limit),
+            ).fetchall()
+        )
+        return [Entry.from_dict(orjson.loads(body)) for (body,) in rows]
+
+    def silent_candidates(self, now: float, node_ttl: float, limit: int) -> list[Node]:
+        """Nodes not yet called silent whose latest real result is older than `node_ttl`."""
+        rows = self._read(
+            lambda db: db.execute(
+                "SELECT node, last, silent, back FROM nodes WHERE silent = 0 AND last <= ?"
+                " ORDER BY last LIMIT ?",
+                (now - node_ttl, limit),
+            ).fetchall()
+        )
+        return [Node(name, last, bool(silent), back) for name, last, silent, back in rows]
+
+    def node(self, name: str) -> Node | None:
+        return self._read(lambda db: self._node(db, name))
+
+    def fire_stale(self, record: dict[str, Any], expect: str, now: float) -> bool:
+        """Take the stale `record` and owe its publication, only if its entry still has the
+        record `expect` as its latest (no newer result came meanwhile, no one fired it)."""
+
+        def operation(db: sqlite3.Connection) -> bool:
+            entry = self._entry(db, record["node"], record["name"])
+            if entry is None or entry.record_id != expect or entry.stale:
+                return False
+            self._apply_made(db, record, self._all_silences(db), now)
+            return True
+
+        return self._run(operation)
+
+    def fire_keepalive(self, record: dict[str, Any], last: float, now: float) -> bool:
+        """Call the node silent with the keepalive `record`, only if it still is what the
+        watchdog saw (not silent, latest result at `last`)."""
+
+        def operation(db: sqlite3.Connection) -> bool:
+            node = self._node(db, record["node"])
+            if node is None or node.silent or node.last != last:
+                return False
+            node.silent = True
+            self._put_node(db, node)
+            self._apply_made(db, record, self._all_silences(db), now)
+            return True
+
+        return self._run(operation)
+
+    def outbox(self, limit: int) -> list[dict[str, Any]]:
+        """Records the state made and still owes to the bus, oldest first."""
+        rows = self._read(
+            lambda db: db.execute(
+                "SELECT body FROM outbox ORDER BY created, rowid LIMIT ?", (limit,)
+            ).fetchall()
+        )
+        return [orjson.loads(body) for (body,) in rows]
+
+    def published(self, record_ids: list[str]) -> None:
+        self._run(
+            lambda db: db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in record_ids])
+        )
+
+    def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
+        """Hold lease `name` for `seconds` more: True when it was free, expired or ours."""
+
+        def operation(db: sqlite3.Connection) -> bool:
+            now = time.time()
+            row = db.execute("SELECT holder, until FROM leases WHERE name = ?", (name,)).fetchone()
+            if row is not None and row[0] != holder and row[1] > now:
+                return False
+            db.execute(
+                "INSERT INTO leases (name, holder, until) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                " until = excluded.until",
+                (name, holder, now + seconds),
+            )
+            return True
+
+        return self._run(operation)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        self._run(
+            lambda db: db.execute(
+                "DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder)
+            )
+        )
+
+    # -- reading and curating --------------------------------------------------------------
+
+    def entries(self, node: str | None = None, check: str | None = None) -> list[Entry]:
+        """Every entry (of nodes and checks matching the globs), by node and check."""
+        from fnmatch import fnmatchcase
+
+        rows = self._read(
+            lambda db: db.execute("SELECT body FROM entries ORDER BY node, check_name").fetchall()
+        )
+        found = [Entry.from_dict(orjson.loads(body)) for (body,) in rows]
+        return [
+            e
+            for e in found
+            if (node is None or fnmatchcase(e.node, node))
+            and (check is None or fnmatchcase(e.check, check))
+        ]
+
+    def get(self, node: str, check: str) -> Entry | None:
+        return self._read(lambda db: self._entry(db, node, check))
+
+    def nodes(self) -> list[Node]:
+        rows = self._read(
+            lambda db: db.execute("SELECT node, last, silent, back FROM nodes ORDER BY node")
+        )
+        return [Node(name, last, bool(silent), back) for name, last, silent, back in rows]
+
+    def mark_notified(self, output: str, notes: list[dict[str, Any]]) -> None:
+        """Remember what `output` said last per node and check: each note has `node`,
+        `check`, `status`, `date` (epoch seconds of the record said) and `id`; an older note
+        never replaces a newer one."""
+
+        def operation(db: sqlite3.Connection) -> None:
+            for note in notes:
+                entry = self._entry(db, note["node"], note["check"])
+                if entry is None:
+                    continue
+                before = entry.notified.get(output)
+                if before is not None and before.get("date", 0) > note["date"]:
+                    continue
+                entry.notified[output] = {k: note[k] for k in ("status", "date", "id")}
+                self._put(db, entry)
+
+        self._run(operation)
+
+    def forget(self, node: str, check: str | None = None) -> int:
+        """Drop a node (all its checks, its liveness, what it owes) or one of its checks;
+        how many entries went."""
+
+        def operation(db: sqlite3.Connection) -> int:
+            if check is not None:
+                return db.execute(
+                    "DELETE FROM entries WHERE node = ? AND check_name = ?", (node, check)
+                ).rowcount
+            gone = db.execute("DELETE FROM entries WHERE node = ?", (node,)).rowcount
+            db.execute("DELETE FROM nodes WHERE node = ?", (node,))
+            db.execute("DELETE FROM outbox WHERE node = ?", (node,))
+            return gone
+
+        return self._run(operation)
+
+    # -- silences ------------------------------------------------------------------------
+
+    def add_silence(self, silence: Silence) -> Silence:
+        """Store a silence and mark the entries it covers now."""
+
+        def operation(db: sqlite3.Connection) -> Silence:
+            db.execute(
+                "INSERT INTO silences (id, body) VALUES (?, ?)",
+                (silence.id, _dump(silence.to_dict())),
+            )
+            self._remark(db, time.time())
+            return silence
+
+        return self._run(operation)
+
+    def silences(self, now: float | None = None) -> list[Silence]:
+        """The silences not yet over (expired ones are removed as they are met)."""
+        now = time.time() if now is None else now
+
+        def operation(db: sqlite3.Connection) -> list[Silence]:
+            found = self._all_silences(db)
+            over = [s.id for s in found if s.end is not None and s.end <= now]
+            if over:
+                db.executemany("DELETE FROM silences WHERE id = ?", [(i,) for i in over])
+                self._remark(db, now)
+            return [s for s in found if s.id not in over]
+
+        return self._run(operation)
+
+    def remove_silence(self, silence_id: str) -> bool:
+        def operation(db: sqlite3.Connection) -> bool:
+            gone = db.execute("DELETE FROM silences WHERE id = ?", (silence_id,)).rowcount
+            if gone:
+                self._remark(db, time.time())
+            return bool(gone)
+
+        return self._run(operation)
+
+    def _remark(self, db: sqlite3.Connection, now: float) -> None:
+        """Mark every entry with the silences covering it now."""
+        silences = self._all_silences(db)
+        for (body,) in db.execute("SELECT body FROM entries").fetchall():
+            entry = Entry.from_dict(orjson.loads(body))
+            ids = covering(silences, entry.node, entry.check, now)
+            if ids != entry.silenced:
+                entry.silenced = ids
+                self._put(db, entry)
+
+
+__all__ = ["KEEPALIVE", "SqliteState"]
