@@ -60,6 +60,11 @@ SCHEMA = (
         body BLOB NOT NULL
     )""",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
+    """CREATE TABLE IF NOT EXISTS docs (
+        key TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        body BLOB NOT NULL
+    )""",
 )
 SCHEMA_VERSION = "1"
 
@@ -402,6 +407,46 @@ class SqliteState:
             return gone
 
         return self._run(operation)
+
+    # -- small documents (notification groups) ---------------------------------------
+
+    def load_doc(self, key: str) -> tuple[Any, int]:
+        """(the document stored under `key`, its version); (None, 0) when there is none."""
+        row = self._read(
+            lambda db: db.execute("SELECT body, version FROM docs WHERE key = ?", (key,)).fetchone()
+        )
+        return (orjson.loads(row[0]), row[1]) if row else (None, 0)
+
+    def save_doc(self, key: str, value: Any, version: int) -> bool:
+        """Store `value` under `key` if its version is still `version` (compare and set);
+        None deletes it. False when another process changed it first."""
+
+        def operation(db: sqlite3.Connection) -> bool:
+            row = db.execute("SELECT version FROM docs WHERE key = ?", (key,)).fetchone()
+            if (row[0] if row else 0) != version:
+                return False
+            if value is None:
+                db.execute("DELETE FROM docs WHERE key = ?", (key,))
+            else:
+                db.execute(
+                    "INSERT INTO docs (key, version, body) VALUES (?, ?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET version = excluded.version,"
+                    " body = excluded.body",
+                    (key, version + 1, _dump(value)),
+                )
+            return True
+
+        return self._run(operation)
+
+    def doc_keys(self, prefix: str) -> list[str]:
+        """The keys of the documents whose key starts with `prefix`."""
+        rows = self._read(
+            lambda db: db.execute(
+                "SELECT key FROM docs WHERE substr(key, 1, ?) = ? ORDER BY key",
+                (len(prefix), prefix),
+            ).fetchall()
+        )
+        return [key for (key,) in rows]
 
     # -- silences ------------------------------------------------------------------------
 
