@@ -9,12 +9,11 @@ the same contract for shippers on several machines.
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import threading
 import time
 from typing import Any
-
-import orjson
 
 from accre_monitor import log
 from accre_monitor.pipeline.state import (
@@ -69,8 +68,13 @@ SCHEMA = (
 SCHEMA_VERSION = "1"
 
 
-def _dump(value: Any) -> bytes:
-    return orjson.dumps(value)
+def _dump(value: Any) -> str:
+    # the standard library's encoder: a check run that keeps the state need not import orjson
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _load(text: str | bytes) -> Any:
+    return json.loads(text)
 
 
 class SqliteState:
@@ -158,7 +162,7 @@ class SqliteState:
         row = db.execute(
             "SELECT body FROM entries WHERE node = ? AND check_name = ?", (node, check)
         ).fetchone()
-        return Entry.from_dict(orjson.loads(row[0])) if row else None
+        return Entry.from_dict(_load(row[0])) if row else None
 
     @staticmethod
     def _put(db: sqlite3.Connection, entry: Entry) -> None:
@@ -186,7 +190,7 @@ class SqliteState:
     @staticmethod
     def _all_silences(db: sqlite3.Connection) -> list[Silence]:
         return [
-            Silence.from_dict(orjson.loads(body))
+            Silence.from_dict(_load(body))
             for (body,) in db.execute("SELECT body FROM silences ORDER BY rowid")
         ]
 
@@ -265,7 +269,7 @@ class SqliteState:
                 (now, limit),
             ).fetchall()
         )
-        return [Entry.from_dict(orjson.loads(body)) for (body,) in rows]
+        return [Entry.from_dict(_load(body)) for (body,) in rows]
 
     def silent_candidates(self, now: float, node_ttl: float, limit: int) -> list[Node]:
         """Nodes not yet called silent whose latest real result is older than `node_ttl`."""
@@ -316,7 +320,7 @@ class SqliteState:
                 "SELECT body FROM outbox ORDER BY created, rowid LIMIT ?", (limit,)
             ).fetchall()
         )
-        return [orjson.loads(body) for (body,) in rows]
+        return [_load(body) for (body,) in rows]
 
     def published(self, record_ids: list[str]) -> None:
         self._run(
@@ -357,7 +361,7 @@ class SqliteState:
         rows = self._read(
             lambda db: db.execute("SELECT body FROM entries ORDER BY node, check_name").fetchall()
         )
-        found = [Entry.from_dict(orjson.loads(body)) for (body,) in rows]
+        found = [Entry.from_dict(_load(body)) for (body,) in rows]
         return [
             e
             for e in found
@@ -415,7 +419,7 @@ class SqliteState:
         row = self._read(
             lambda db: db.execute("SELECT body, version FROM docs WHERE key = ?", (key,)).fetchone()
         )
-        return (orjson.loads(row[0]), row[1]) if row else (None, 0)
+        return (_load(row[0]), row[1]) if row else (None, 0)
 
     def save_doc(self, key: str, value: Any, version: int) -> bool:
         """Store `value` under `key` if its version is still `version` (compare and set);
@@ -490,7 +494,7 @@ class SqliteState:
         """Mark every entry with the silences covering it now."""
         silences = self._all_silences(db)
         for (body,) in db.execute("SELECT body FROM entries").fetchall():
-            entry = Entry.from_dict(orjson.loads(body))
+            entry = Entry.from_dict(_load(body))
             ids = covering(silences, entry.node, entry.check, now)
             if ids != entry.silenced:
                 entry.silenced = ids

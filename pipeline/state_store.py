@@ -4,10 +4,13 @@ beside the spool) or Redis (shared by shippers on several machines)."""
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from accre_monitor.errors import ConfigError
 from accre_monitor.pipeline.state import StateStore
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SQLITE = "sqlite:///"
 
