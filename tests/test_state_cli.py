@@ -295,6 +295,14 @@ def test_forget_drops_one_retired_check_of_a_node(state):
     assert "no check 'old_check' of node 'cn001'" in line
 
 
+def test_forget_of_a_check_drops_the_stale_record_it_still_owes(state):
+    state.take(record("cn001", "old_check", "OK", ago=120, ttl=60), record("cn001", "load", "OK"))
+    fire_stale(state.store)
+    assert len(state.store.outbox(10)) == 1
+    state.ok("forget", "--node", "cn001", "--check", "old_check")
+    assert state.store.outbox(10) == []
+
+
 def test_forget_needs_a_node(sqlite_state):
     assert "--node" in one_line_error(sqlite_state.run("forget"))
 
