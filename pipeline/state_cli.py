@@ -70,7 +70,12 @@ def opened_state(config: Any) -> Iterator[StateStore]:
         store = open_state(config.state, state_dir(config))
         yield store
     except errors as exc:
-        log.error(f"cannot use the state at {where(config)}: {_reason(exc)}")
+        location, reason = where(config), _reason(exc)
+        log.error(
+            f"cannot use the state: {reason}"
+            if location in reason
+            else f"cannot use the state at {location}: {reason}"
+        )
         sys.exit(1)
     finally:
         if store is not None:

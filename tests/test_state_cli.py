@@ -483,12 +483,14 @@ def test_a_redis_state_that_is_down_is_one_line(cli, args):
     reason = redis_missing()
     if reason:
         pytest.skip(reason)
-    url = f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0"
+    port = free_port()
+    url = f"redis://:hunter2-secret@127.0.0.1:{port}/0"
     cli.write_config(f'[spool]\npath = "{cli.tmp / "spool.db"}"\n[state]\nurl = "{url}"\n')
+    cli.config_path.chmod(0o600)  # it holds a password
     result = cli.run(*args, script="accre-pipeline", timeout=60)
     line = one_line_error(result)
     assert result.returncode == 1
-    assert "cannot use the state at redis://" in line
+    assert "cannot use the state" in line and f"127.0.0.1:{port}" in line
     assert "hunter2-secret" not in line
 
 
