@@ -397,11 +397,14 @@ class SqliteState:
         self._run(operation)
 
     def forget(self, node: str, check: str | None = None) -> int:
-        """Drop a node (all its checks, its liveness, what it owes) or one of its checks;
-        how many entries went."""
+        """Drop a node (all its checks, its liveness, what it owes) or one of its checks
+        (and the stale record it still owes); how many entries went."""
 
         def operation(db: sqlite3.Connection) -> int:
             if check is not None:
+                owed = db.execute("SELECT id, body FROM outbox WHERE node = ?", (node,))
+                gone_ids = [(i,) for i, body in owed if orjson.loads(body).get("name") == check]
+                db.executemany("DELETE FROM outbox WHERE id = ?", gone_ids)
                 return db.execute(
                     "DELETE FROM entries WHERE node = ? AND check_name = ?", (node, check)
                 ).rowcount
