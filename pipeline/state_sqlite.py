@@ -403,7 +403,7 @@ class SqliteState:
         def operation(db: sqlite3.Connection) -> int:
             if check is not None:
                 owed = db.execute("SELECT id, body FROM outbox WHERE node = ?", (node,))
-                gone_ids = [(i,) for i, body in owed if orjson.loads(body).get("name") == check]
+                gone_ids = [(i,) for i, body in owed if _load(body).get("name") == check]
                 db.executemany("DELETE FROM outbox WHERE id = ?", gone_ids)
                 return db.execute(
                     "DELETE FROM entries WHERE node = ? AND check_name = ?", (node, check)
