@@ -4,6 +4,10 @@ One file (`state.db` beside the spool unless `[state] url` says otherwise), WAL 
 change in one short `BEGIN IMMEDIATE` transaction: processes on this machine take records at
 once, and SQLite serialises them. The rules are those of `state.py`; the Redis store keeps
 the same contract for shippers on several machines.
+
+A file that stays locked past the busy timeout, or cannot be opened, raises
+`StoreUnavailable`, as an unreachable store does: the records wait and are retried, never
+refused.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 import orjson
 
 from accre_monitor import log
+from accre_monitor.outcome import StoreUnavailable, describe
 from accre_monitor.pipeline.state import (
     KEEPALIVE,
     Entry,
@@ -132,13 +137,23 @@ class SqliteState:
             with transaction(self.db) as db:
                 return operation(db)
 
-        with self._lock:
+        with self._lock, self._reachable():
             on_corruption = None if self.path == ":memory:" else self._set_aside
             return retry_busy(attempt, self.busy_timeout, on_corruption)
 
     def _read(self, operation: Any) -> Any:
-        with self._lock:
+        with self._lock, self._reachable():
             return retry_busy(lambda: operation(self.db), self.busy_timeout)
+
+    @contextlib.contextmanager
+    def _reachable(self) -> Any:
+        """SQLite's `OperationalError` (still locked after the busy timeout, a file that
+        cannot be opened or written) as `StoreUnavailable`, in one line."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            reason = " ".join(describe(exc).split())
+            raise StoreUnavailable(f"cluster state {self.path}: {reason}") from None
 
     def _set_aside(self, error: BaseException) -> None:
         self.close()
