@@ -1,7 +1,9 @@
-"""The cluster state's contract, kept by its store."""
+"""The cluster state's contract, kept alike by both stores: SQLite (a file) and Redis (a real
+redis-server, skipped with an install hint where none can run here)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import subprocess
@@ -10,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from servers import RedisServer, missing_reason
 
 from accre_monitor.outcome import DELIVERED, REJECTED, RETRY, StoreUnavailable
 from accre_monitor.outputs import create_output
@@ -20,12 +23,30 @@ from accre_monitor.record import iso_now, new_id
 
 WORKER = Path(__file__).resolve().parent / "state_worker.py"
 T0 = 1_780_000_000.0  # a moment in 2026; records are dated from it
+_prefixes = itertools.count()
 
 
-@pytest.fixture(params=["sqlite"])
+def need_redis() -> None:
+    pytest.importorskip("redis", reason="the redis package: pip install 'accre-monitor[redis]'")
+    reason = missing_reason("redis")
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def redis_server():
+    need_redis()
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "redis"])
 def settings(request, tmp_path):
     """The `[state]` settings of a fresh, empty state of each kind."""
-    return {"url": f"sqlite:///{tmp_path / 'state.db'}", "busy_timeout": 10.0}
+    if request.param == "sqlite":
+        return {"url": f"sqlite:///{tmp_path / 'state.db'}", "busy_timeout": 10.0}
+    server = request.getfixturevalue("redis_server")
+    return {"url": server.url, "key_prefix": f"test{next(_prefixes)}"}
 
 
 @pytest.fixture
@@ -448,3 +469,123 @@ def test_a_locked_sqlite_state_raises_store_unavailable_and_the_records_wait(tmp
         if holder is not None:
             holder.close()
         output.close()
+
+
+REDIS_PASSWORD = "s3cr#t/p@ss-horse"
+
+
+@pytest.fixture
+def redis_with_password():
+    """A server of its own (the test stops it), behind a password holding `#`, `/`, `@`."""
+    need_redis()
+    with RedisServer(password=REDIS_PASSWORD) as server:
+        yield server
+
+
+def test_a_stopped_redis_raises_store_unavailable_and_the_records_wait(redis_with_password):
+    settings = {"url": redis_with_password.url, "key_prefix": "outage"}
+    output = create_output("state", {}, state=settings)
+    try:
+        assert [o.state for o in deliver_batch(output, [result("OK", 0)], 5.0)] == [DELIVERED]
+        redis_with_password.stop()
+        with pytest.raises(StoreUnavailable) as raised:
+            output.store.take([result("OK", 60)])
+        message = str(raised.value)
+        assert "\n" not in message and "p@ss" not in message and "s3cr" not in message
+        assert str(redis_with_password.port) in message
+        outcomes = deliver_batch(output, [result("OK", 60), result("OK", 120)], 5.0)
+        assert [o.state for o in outcomes] == [RETRY, RETRY]
+        assert all("p@ss" not in o.error for o in outcomes)
+        for call in (
+            lambda s: s.get("web01", "disk"),
+            lambda s: s.overdue(T0, 10),
+            lambda s: s.acquire_lease("watchdog", "a", 10),
+            lambda s: s.silences(),
+        ):
+            with pytest.raises(StoreUnavailable):
+                call(output.store)
+        redis_with_password.start()
+        assert [o.state for o in deliver_batch(output, [result("OK", 60)], 5.0)] == [DELIVERED]
+        assert output.store.get("web01", "disk").occurrences == 2  # the data survived
+    finally:
+        output.close()
+
+
+def test_the_redis_state_keeps_its_keys_under_the_prefix(redis_server, opened):
+    import redis
+
+    store = opened({"url": redis_server.url, "key_prefix": "kept"})
+    take(store, result("CRITICAL", 0, ttl=60))
+    store.add_silence(Silence(id="s1", comment="c"))
+    store.acquire_lease("watchdog", "a", 30)
+    store.save_doc("group", {}, 0)
+    entry = store.get("web01", "disk")
+    store.fire_stale(stale_record(entry, "UNKNOWN", T0 + 70), entry.record_id, T0 + 70)
+    with redis.Redis.from_url(redis_server.url, decode_responses=True) as client:
+        keys = client.keys("kept*")
+    assert keys and all(key.startswith("kept:state:") for key in keys)
+
+
+def test_a_bad_redis_url_is_a_config_error():
+    need_redis()
+    from accre_monitor.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="state.url"):
+        open_state({"url": "redis://host:port/0"})
+
+
+@pytest.fixture
+def interfering(redis_server, monkeypatch):
+    """A Redis state whose transactions meet another client's write to a key they watch (the
+    silences) while they compute, the first `times` times."""
+    import redis
+
+    from accre_monitor.pipeline.state_redis import RedisState
+
+    settings = {"url": redis_server.url, "key_prefix": f"test{next(_prefixes)}"}
+    other = redis.Redis.from_url(redis_server.url)
+    left = {"times": 0, "met": 0}
+    sizes = []
+    snapshot, attempt_take = RedisState._snapshot, RedisState._attempt_take
+
+    def meddling(self, *args):
+        if left["times"] > 0:
+            left["times"] -= 1
+            left["met"] += 1
+            other.set(f"{settings['key_prefix']}:state:silences", b"[]")
+        return snapshot(self, *args)
+
+    def attempt(self, records, now):
+        sizes.append(len(records))
+        return attempt_take(self, records, now)
+
+    monkeypatch.setattr(RedisState, "_snapshot", meddling)
+    monkeypatch.setattr(RedisState, "_attempt_take", attempt)
+
+    def open_with(times, busy_timeout=10.0):
+        left["times"] = times
+        return open_state({**settings, "busy_timeout": busy_timeout})
+
+    open_with.met = lambda: left["met"]
+    open_with.sizes = sizes
+    yield open_with
+    other.close()
+
+
+def test_a_redis_batch_that_meets_other_writers_is_taken_again_in_order(interfering):
+    store = interfering(times=6)
+    records = [result("CRITICAL", at, check=f"c{at % 3}") for at in range(12)]
+    taken = store.take(records)
+    assert interfering.met() == 6
+    assert interfering.sizes[:3] == [12, 12, 6]  # split in halves after two conflicts
+    assert [t.record["id"] for t in taken] == [r["id"] for r in records]
+    assert all(t.applied for t in taken)
+    assert [store.get("web01", f"c{n}").occurrences for n in range(3)] == [4, 4, 4]
+    store.close()
+
+
+def test_a_redis_state_that_stays_contended_raises_store_unavailable(interfering):
+    store = interfering(times=10**6, busy_timeout=0.3)
+    with pytest.raises(StoreUnavailable, match="contended"):
+        store.take([result("OK", 0), result("OK", 60)])
+    store.close()
