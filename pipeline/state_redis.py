@@ -69,7 +69,7 @@ Work = Callable[[Any, list[Any]], tuple[Any, Callable[[Any], None] | None]]
 
 def _part(name: str) -> str:
     """A node's or check's name as a piece of a key: `%`, `:` and glob characters encoded."""
-    if not any(char in _ENCODED for char in name):
+    if _ENCODED.isdisjoint(name):
         return name
     return "".join(f"%{ord(char):02X}" if char in _ENCODED else char for char in name)
 
@@ -79,6 +79,7 @@ def _member(node: str, check: str) -> str:
 
 
 def _dump(value: Any) -> bytes:
+    """JSON of `value`; orjson writes a dataclass (an `Entry`) itself, as `asdict` would."""
     return orjson.dumps(value)
 
 
@@ -270,30 +271,45 @@ class RedisState:
             return None
 
         def write(pipe: Any) -> None:
+            values: dict[str, bytes] = {}  # one MSET, one ZADD or ZREM per index: a
+            due: dict[str, float] = {}  # few commands per batch, not a few per record
+            undue: list[str] = []
             checks: dict[str, list[str]] = {}
             for key, entry in view.put_entries.items():
                 member = _member(*key)
-                pipe.set(self._entries + member, _dump(entry.to_dict()))
+                values[self._entries + member] = _dump(entry)
                 before = view.before.get(key)
                 if entry.due is not None:
-                    pipe.zadd(self._due, {member: entry.due})
+                    due[member] = entry.due
                 elif before is not None and before.due is not None:
-                    pipe.zrem(self._due, member)
+                    undue.append(member)
                 checks.setdefault(entry.node, []).append(entry.check)
-            for name, names in checks.items():
-                pipe.sadd(self._checks_key(name), *names)
+            awake: dict[str, float] = {}
+            silent: list[str] = []
             for node in view.put_nodes.values():
                 liveness = {"last": node.last, "silent": node.silent, "back": node.back}
-                pipe.set(self._node_key(node.name), _dump(liveness))
+                values[self._node_key(node.name)] = _dump(liveness)
                 if node.silent:
-                    pipe.zrem(self._awake, node.name)
+                    silent.append(node.name)
                 else:
-                    pipe.zadd(self._awake, {node.name: node.last})
+                    awake[node.name] = node.last
+            if view.ended:
+                values[self._silence_list] = _dump([s.to_dict() for s in silences])
+            if values:
+                pipe.mset(values)
+            if due:
+                pipe.zadd(self._due, due)
+            if undue:
+                pipe.zrem(self._due, *undue)
+            if awake:
+                pipe.zadd(self._awake, awake)
+            if silent:
+                pipe.zrem(self._awake, *silent)
+            for name, names in checks.items():
+                pipe.sadd(self._checks_key(name), *names)
             known = set(checks) | set(view.put_nodes)
             if known:
                 pipe.sadd(self._node_set, *known)
-            if view.ended:
-                pipe.set(self._silence_list, _dump([s.to_dict() for s in silences]))
             for record, now in view.owed:
                 pipe.zadd(self._outbox, {record["id"]: now}, nx=True)
                 pipe.hsetnx(self._outbox_records, record["id"], _dump(record))

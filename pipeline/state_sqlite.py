@@ -167,7 +167,7 @@ class SqliteState:
             "INSERT INTO entries (node, check_name, due, body) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (node, check_name) DO UPDATE SET due = excluded.due,"
             " body = excluded.body",
-            (entry.node, entry.check, entry.due, _dump(entry.to_dict())),
+            (entry.node, entry.check, entry.due, _dump(entry)),
         )
 
     @staticmethod
