@@ -42,5 +42,6 @@ def open_state(settings: dict[str, Any] | None, state_dir: str | None = None) ->
                 f"state.url names Redis, which needs the redis package ({exc}): "
                 "pip install 'accre-monitor[redis]'"
             ) from None
-        return RedisState(url, prefix=str(settings.get("key_prefix", "accre-monitor")))
+        prefix = str(settings.get("key_prefix", "accre-monitor"))
+        return RedisState(url, prefix=prefix, busy_timeout=busy_timeout)
     raise ConfigError("state.url must be a sqlite:///PATH or redis:// URL")
