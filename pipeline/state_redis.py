@@ -87,6 +87,10 @@ def _plain(value: Any) -> Any:
     return value.to_dict()
 
 
+def _is_for(record: dict[str, Any], node: str, check: str) -> bool:
+    return record.get("node") == node and record.get("name") == check
+
+
 def _entry(value: bytes) -> Entry:
     return Entry.from_dict(orjson.loads(value))
 
@@ -470,13 +474,29 @@ class RedisState:
     def forget(self, node: str, check: str | None = None) -> int:
         """Drop a node (all its checks, its liveness, what it owes) or one of its checks;
         how many entries went."""
-        if check is not None:
-            with self._reachable(), self.client.pipeline() as pipe:
-                pipe.delete(self._entry_key(node, check))
-                pipe.zrem(self._due, _member(node, check))
-                pipe.srem(self._checks_key(node), check)
-                return int(pipe.execute()[0])
         checks_key, node_key = self._checks_key(node), self._node_key(node)
+
+        def one_check(pipe: Any, values: list[Any]) -> tuple[Any, Any]:
+            key = self._entry_key(node, check)
+            gone = pipe.exists(key)
+            owed = [
+                _text(record_id)
+                for record_id, body in pipe.hgetall(self._outbox_records).items()
+                if _is_for(orjson.loads(body), node, check)
+            ]
+
+            def write(pipe: Any) -> None:
+                pipe.delete(key)
+                pipe.zrem(self._due, _member(node, check))
+                pipe.srem(checks_key, check)
+                if owed:  # a stale record still owed for it is never published
+                    pipe.zrem(self._outbox, *owed)
+                    pipe.hdel(self._outbox_records, *owed)
+
+            return int(gone), write
+
+        if check is not None:
+            return self._transact([self._entry_key(node, check), self._outbox_records], one_check)
 
         def work(pipe: Any, values: list[Any]) -> tuple[Any, Any]:
             members = [_member(node, _text(c)) for c in pipe.smembers(checks_key)]
