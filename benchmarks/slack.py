@@ -85,7 +85,7 @@ def output_loop(url: str, records: list, batch: int, state_dir: str | None, **se
 
     output = create_output(
         "slack-all",
-        {"webhook_url": url, "min_interval": 0, "digest_threshold": 0, **settings},
+        {"webhook_url": url, "min_interval": 0, "digest_threshold": 0, "group_wait": 0, **settings},
         state_dir=state_dir,
     )
     started = time.perf_counter()

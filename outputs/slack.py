@@ -2,7 +2,10 @@
 incoming webhook. One output behind three filter stages, all reading `[outputs.slack]`.
 
 Per batch: each record is judged (`notify = "every"`: every record is a message;
-`"change"`: new problems, changes, recoveries and due repeats only, see `notify.py`); when
+`"change"`: new problems, changes, recoveries and due repeats only, see `notify.py`). With
+grouping on (`group_wait` above 0, see `slack_groups.py`) what speaks joins its group of
+check and status and is delivered at once; the groups' messages are posted as they fall due
+(`flush_due`, at the start of each batch and about once a second from the shipper). When
 more messages are due than `digest_threshold`, one digest replaces them (see
 `slack_format.py`); the rest go one by one, no faster than one per `min_interval` seconds
 and only as far as the deadline allows (what does not fit is retried later).
@@ -33,6 +36,7 @@ from accre_monitor.outputs.base import describe_error
 from accre_monitor.outputs.notify import EVERY, SENT, SPEAKS, STALE, NotifyState, judge
 from accre_monitor.outputs.remote import RemoteOutput
 from accre_monitor.outputs.slack_format import Notice, digest, message
+from accre_monitor.outputs.slack_groups import Groups
 from accre_monitor.redaction import redact_url, remember, remember_url, scrub, split_credentials
 from accre_monitor.status import OK, SEVERITY, normalize_status
 
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
     import urllib3
 
     from accre_monitor.outputs.notify import Seen
+    from accre_monitor.pipeline.state import StateStore
 
 STATE_FILE = "slack-state.db"
 NOTIFY_MODES = ("every", "change")
@@ -66,6 +71,9 @@ class SlackOutput(RemoteOutput):
         "min_interval": 1.0,
         "late_after": 120,
         "proxy": None,
+        "group_wait": 30,
+        "group_interval": 300,
+        "repeat_interval": 14400,
     }
 
     requires = (("urllib3", "slack"),)
@@ -93,6 +101,12 @@ class SlackOutput(RemoteOutput):
         self._state: NotifyState | None = None
         self._http: urllib3.PoolManager | None = None
         self._next_post = 0.0  # time.monotonic() before which Slack gets nothing more
+        self.group_wait = self.setting_seconds("group_wait", zero=True, maximum=86400.0)
+        self.group_interval = self.setting_seconds("group_interval", maximum=86400.0)
+        self.repeat_interval = self.setting_seconds(
+            "repeat_interval", zero=True, maximum=30 * 86400.0
+        )
+        self._groups = self._grouping() if self.group_wait else None
 
     def __repr__(self) -> str:
         return f"SlackOutput({self.name!r}, {self.safe_url!r}, notify={self.notify!r})"
@@ -140,6 +154,25 @@ class SlackOutput(RemoteOutput):
             level = max(level, status, key=SEVERITY.__getitem__)
         return level
 
+    def _grouping(self) -> Groups:
+        """The output's notification groups, kept in the cluster state."""
+        return Groups(
+            self.name,
+            wait=self.group_wait,
+            interval=self.group_interval,
+            repeat=self.repeat_interval,
+            open_store=self._open_cluster_state,
+            channel=self.channel,
+            late_after=self.late_after,
+            digest_threshold=self.digest_threshold,
+            claim_seconds=self.timeout + 60.0,
+        )
+
+    def _open_cluster_state(self) -> StateStore:
+        from accre_monitor.pipeline.state_store import open_state
+
+        return open_state(self.state_settings, self.state_dir)
+
     def _proxy(self) -> str | None:
         """The proxy URL without credentials; they go to `self._proxy_auth`."""
         proxy = self.settings.get("proxy")
@@ -172,6 +205,7 @@ class SlackOutput(RemoteOutput):
     def deliver(self, records: list[dict[str, Any]], timeout: float) -> list[Outcome]:
         """One outcome per record: judged, sent one by one or as one digest, remembered."""
         deadline = time.monotonic() + timeout
+        self.flush_due(deadline=deadline)
         outcomes, notices = self.prepare_each(records)
         if notices:
             try:
@@ -180,8 +214,42 @@ class SlackOutput(RemoteOutput):
                 raise StoreUnavailable(
                     f"{self.name}: cannot read its notification state: {describe_error(exc)}"
                 ) from None
-            self._settle(plan, self._send_all(plan, deadline), outcomes)
+            grouped = self._group(plan)
+            sent = self._send_all([p for p in plan if p[0] not in grouped], deadline)
+            self._settle(plan, {**sent, **grouped}, outcomes)
         return [o if o is not None else Outcome(RETRY, "not sent") for o in outcomes]
+
+    # -- grouping -------------------------------------------------------------------------
+
+    def _group(self, plan: list) -> dict[int, Outcome]:
+        """With grouping on, what speaks joins its group and is delivered (the group owes
+        the message), or waits when the groups cannot be kept; the outcomes, by index."""
+        if self._groups is None:
+            return {}
+        speaking = [(index, notice) for index, notice, _ in plan if notice.verdict in SPEAKS]
+        if not speaking:
+            return {}
+        try:
+            self._groups.join([notice for _, notice in speaking])
+            outcome = Outcome(DELIVERED)
+        except StoreUnavailable as exc:
+            outcome = Outcome(RETRY, str(exc))
+        return {index: outcome for index, _ in speaking}
+
+    def flush_due(self, now: float | None = None, deadline: float | None = None) -> int:
+        """Post the group messages that are due by `now` (epoch seconds; default: now),
+        as `_send` posts (pace, Retry-After, `deadline`, time.monotonic(); default: the
+        output's timeout); how many went out. Nothing to do with grouping off."""
+        if self._groups is None:
+            return 0
+        if deadline is None:
+            deadline = time.monotonic() + self.timeout
+        try:
+            return self._groups.flush(self._send, deadline, now)
+        except Exception as exc:  # noqa: BLE001 - a batch or the shipper must go on
+            error = describe_error(exc)
+            log.error("cannot post the due group messages", output=self.name, error=error)
+            return 0
 
     def _plan(self, notices: list[tuple[int, Notice]]) -> list[tuple[int, Notice, Seen | None]]:
         """Each notice with its verdict, and what is known of its check after it (None when
@@ -392,6 +460,8 @@ class SlackOutput(RemoteOutput):
         state, self._state = self._state, None
         if state is not None:
             state.close()
+        if self._groups is not None:
+            self._groups.close()
 
 
 def retry_after_seconds(value: str | None) -> float:

@@ -46,6 +46,7 @@ from accre_monitor.redaction import scrub
 
 RECONNECT_BACKOFF_MAX = 30.0
 SHUTDOWN_GRACE = 30.0  # seconds the batches in flight get to finish on SIGTERM
+FLUSH_EVERY = 1.0  # seconds between two calls of an output's `flush_due` (grouped messages)
 
 
 class Message:
@@ -76,6 +77,8 @@ class QueueWorker:
         self.buffer: list[Message] = []
         self.inflight: list[Message] = []
         self.future: Future | None = None
+        self.flushing: Future | None = None  # the output posting what fell due (flush_due)
+        self.flushed = 0.0
         self.started = 0.0
         self.not_before = 0.0
         self.down_since: float | None = None
@@ -85,11 +88,20 @@ class QueueWorker:
         self.buffer.append(Message(method.delivery_tag, body, properties.headers))
 
     def ready(self, now: float, batch_size: int, batch_wait: float, flush: bool) -> bool:
-        if self.future is not None or not self.buffer or now < self.not_before:
+        if self.future is not None or self.flushing is not None:
+            return False
+        if not self.buffer or now < self.not_before:
             return False
         return (
             flush or len(self.buffer) >= batch_size or now - self.buffer[0].received >= batch_wait
         )
+
+    def flush_due(self, now: float) -> bool:
+        """Whether to let the output post what fell due with time (grouped messages): about
+        once a second, never while one of its batches or flushes is under way."""
+        if self.future is not None or self.flushing is not None:
+            return False
+        return hasattr(self.output, "flush_due") and now - self.flushed >= FLUSH_EVERY
 
     def reset(self) -> None:
         """The connection is gone: its delivery tags mean nothing any more."""
@@ -197,8 +209,14 @@ class RabbitShipper:
         for worker in self.workers.values():
             if worker.future is not None and worker.future.done():
                 self._settle(worker)
+            if worker.flushing is not None and worker.flushing.done():
+                worker.flushing = None
             if worker.ready(now, batch_size, batch_wait, flush):
                 self._start(worker, batch_size)
+            elif worker.flush_due(now):
+                # in the pool, as its batches are: one thing at a time per output
+                worker.flushed = now
+                worker.flushing = self.pool.submit(flush_output, worker.output)
 
     def _shut_down(self, batch_size: int, batch_wait: float) -> None:
         """Stop taking messages; let the batches in flight finish and ack them; return the rest."""
@@ -438,6 +456,15 @@ def attempt(
         problem = f"{len(outcomes)} outcomes for {len(records)} records"
         return [], StoreUnavailable(f"output {output.name} answered {problem}")
     return outcomes, None
+
+
+def flush_output(output: Any) -> None:
+    """Let `output` post what fell due with time, in a worker thread; a failure is logged
+    (the output keeps what it owes and tries again at the next flush)."""
+    try:
+        output.flush_due()
+    except Exception as exc:  # noqa: BLE001 - the shipper goes on
+        log.error("cannot post what fell due", output=output.name, error=describe(exc))
 
 
 def _nothing() -> None:

@@ -12,6 +12,8 @@ from accre_monitor.pipeline.daemon import Stopping, log_batch
 from accre_monitor.pipeline.delivery import drain
 from accre_monitor.pipeline.spool import Spool
 
+FLUSH_EVERY = 1.0  # seconds between two calls of an output's `flush_due` (grouped messages)
+
 
 class SpoolDrainer:
     """Delivers what the local spool owes each output, as entries come due."""
@@ -22,6 +24,7 @@ class SpoolDrainer:
         self.stopping = stopping
         self.spool = Spool.from_config(config)
         self.poll = float(config.bus["batch_wait"])
+        self.flushed: dict[str, float] = {}
 
     def run(self) -> None:
         while not self.stopping:
@@ -29,6 +32,7 @@ class SpoolDrainer:
             for name, output in self.outputs.items():
                 if self.stopping:
                     break
+                self._flush(name, output)
                 try:
                     if not self.spool.exists():
                         continue
@@ -44,5 +48,24 @@ class SpoolDrainer:
                 except Exception as exc:  # a broken spool or output must not end the daemon
                     log.error("cannot drain the spool", output=name, error=str(exc))
             if not busy:
-                self.stopping.wait(self.poll)
+                self.stopping.wait(self._idle())
         self.spool.close()
+
+    def _flush(self, name: str, output: Any) -> None:
+        """Let the output post what fell due with time (grouped messages), about once a
+        second, in this thread (the one that delivers its batches)."""
+        flush = getattr(output, "flush_due", None)
+        if flush is None or time.monotonic() - self.flushed.get(name, 0.0) < FLUSH_EVERY:
+            return
+        self.flushed[name] = time.monotonic()
+        try:
+            flush()
+        except Exception as exc:  # the output keeps what it owes; the daemon goes on
+            log.error("cannot post what fell due", output=name, error=str(exc))
+
+    def _idle(self) -> float:
+        """How long to wait for work: `batch_wait`, or until the next flush is due."""
+        if not self.flushed:
+            return self.poll
+        due = min(self.flushed.values()) + FLUSH_EVERY - time.monotonic()
+        return min(self.poll, max(due, 0.05))

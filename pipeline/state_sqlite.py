@@ -313,6 +313,16 @@ class SqliteState:
             and (check is None or fnmatchcase(e.check, check))
         ]
 
+    def count_check(self, check: str) -> int:
+        """How many nodes the state knows for `check` (what a grouped message counts the
+        affected ones against), without reading the entries."""
+        row = self._read(
+            lambda db: db.execute(
+                "SELECT count(*) FROM entries WHERE check_name = ?", (check,)
+            ).fetchone()
+        )
+        return int(row[0])
+
     def get(self, node: str, check: str) -> Entry | None:
         return self._read(lambda db: self._entry(db, node, check))
 

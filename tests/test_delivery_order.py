@@ -107,6 +107,7 @@ def test_a_run_whose_result_queues_behind_a_backlog_says_it_was_spooled(cli, dae
 def slack_section(slack, notify: str) -> str:
     return (
         f'[outputs.slack]\nwebhook_url = "{slack.url}"\nmin_interval = 0\ntimeout = 2\n'
+        "group_wait = 0\n"
         f'notify = "{notify}"\n'
     )
 

@@ -33,7 +33,7 @@ def make(slack):
     made = []
 
     def build(name="slack-all", **settings):
-        settings = {"webhook_url": slack.url, "min_interval": 0, **settings}
+        settings = {"webhook_url": slack.url, "min_interval": 0, "group_wait": 0, **settings}
         output = create_output(name, settings, state_dir=settings.pop("state_dir", None))
         made.append(output)
         return output
@@ -72,7 +72,7 @@ def test_a_missing_webhook_url_is_a_config_error_naming_where_to_set_it():
 
 def test_the_webhook_url_may_come_from_the_environment(slack, monkeypatch):
     monkeypatch.setenv("ACCRE_MONITOR_SLACK_WEBHOOK_URL", slack.url)
-    output = create_output("slack-critical", {})
+    output = create_output("slack-critical", {"group_wait": 0})
     try:
         assert states(output.deliver([rec("CRITICAL")], 5)) == [DELIVERED]
     finally:

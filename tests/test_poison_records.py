@@ -27,6 +27,7 @@ def sections(daemon, slack) -> str:
     return (
         f"[outputs.nagios-nsca]\nport = {daemon.port}\ntimeout = 2\n"
         f'[outputs.slack]\nwebhook_url = "{slack.url}"\nmin_interval = 0\ntimeout = 2\n'
+        "group_wait = 0\n"
     )
 
 

@@ -53,7 +53,7 @@ def configure(cli, slack, slack_section="", spool_extra="", webhook=True):
     cli.write_config(
         '[monitoring]\ncheck_modules = ["shapes"]\n'
         f'[spool]\npath = "{cli.tmp / "spool.db"}"\ninline_budget = 5\n{spool_extra}'
-        f"[outputs.slack]\n{url}min_interval = 0\ntimeout = 2\n{slack_section}"
+        f"[outputs.slack]\n{url}min_interval = 0\ngroup_wait = 0\ntimeout = 2\n{slack_section}"
     )
 
 

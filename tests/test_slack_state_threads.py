@@ -36,7 +36,7 @@ def deliver_in_a_thread(output, records):
 def test_batches_from_several_worker_threads_all_reach_slack(slack, tmp_path, notify):
     output = create_output(
         "slack-all",
-        {"webhook_url": slack.url, "min_interval": 0, "notify": notify},
+        {"webhook_url": slack.url, "min_interval": 0, "notify": notify, "group_wait": 0},
         state_dir=str(tmp_path),
     )
     results = []
