@@ -445,6 +445,18 @@ class RedisState:
         values = self._mget([self._entry_key(n, c) for n, c in self._pairs(node, check)])
         return [_entry(value) for value in values if value is not None]
 
+    def count_check(self, check: str) -> int:
+        """How many nodes the state knows for `check`, in two round trips (a node's checks
+        are a set: one SISMEMBER per node, pipelined), without reading the entries."""
+        with self._reachable():
+            names = list(self.client.smembers(self._node_set))
+            if not names:
+                return 0
+            with self.client.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.sismember(self._checks_key(_text(name)), check)
+                return sum(1 for known in pipe.execute() if known)
+
     def get(self, node: str, check: str) -> Entry | None:
         with self._reachable():
             value = self.client.get(self._entry_key(node, check))

@@ -589,3 +589,14 @@ def test_a_redis_state_that_stays_contended_raises_store_unavailable(interfering
     with pytest.raises(StoreUnavailable, match="contended"):
         store.take([result("OK", 0), result("OK", 60)])
     store.close()
+
+
+def test_the_nodes_known_for_a_check_are_counted_without_reading_entries(store):
+    take(store, *(result(node=f"n{i:02d}", check="ib_link") for i in range(12)))
+    take(store, result(node="n99", check="disk"))
+    assert store.count_check("ib_link") == 12
+    assert store.count_check("disk") == 1
+    assert store.count_check("nothing") == 0
+    store.forget("n00")
+    store.forget("n01", "ib_link")
+    assert store.count_check("ib_link") == 10
