@@ -254,6 +254,11 @@ def test_a_missing_directory_is_an_error_naming_it(tmp_path):
     out = output(tmp_path / "absent" / "node.prom")
     with pytest.raises(SharedFileError, match=r"absent does not exist"):
         out.emit(build_record("a", "OK", None))
+    assert out.problems() == [
+        f"output prometheus-textfile cannot write {tmp_path}/absent/node.prom: "
+        f"directory {tmp_path}/absent does not exist"
+    ]
+    assert output(tmp_path / "node.prom").problems() == []
 
 
 @pytest.fixture
@@ -323,6 +328,34 @@ def textfile_config(cli, path, extra: str = "") -> None:
         f'{extra}[spool]\npath = "{cli.tmp / "spool.db"}"\n'
         f'[outputs.prometheus-textfile]\npath = "{path}"\n'
     )
+
+
+def test_a_failed_write_keeps_the_verdict_says_one_line_and_spool_health_names_it(cli):
+    path = cli.tmp / "absent" / "node.prom"
+    textfile_config(cli, path)
+    result = cli.run(*WARN)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.startswith("LOAD WARNING")
+    errors = result.stderr.splitlines()
+    assert len(errors) == 1, result.stderr
+    assert f"cannot write {path}: directory {path.parent} does not exist" in errors[0]
+    health = cli.run("--outputs", "nagios-stdout", "spool_health")
+    assert health.returncode == 2
+    assert health.stdout.startswith(
+        f"SPOOL CRITICAL - output prometheus-textfile cannot write {path}: directory"
+    )
+    path.parent.mkdir()
+    assert cli.run(*WARN).returncode == 1
+    assert statuses(path.read_text()) == {"loadavg": 1}
+    assert cli.run("--outputs", "nagios-stdout", "spool_health").returncode == 0
+
+
+def test_a_bad_setting_shows_in_spool_health_whatever_outputs_its_run_names(cli):
+    textfile_config(cli, cli.tmp / "node.prom")
+    cli.config_path.write_text(cli.config_path.read_text() + "stale_after = -5\n")
+    health = cli.run("--outputs", "nagios-stdout", "spool_health")
+    assert health.returncode == 2
+    assert "outputs.prometheus-textfile.stale_after must be" in health.stdout.splitlines()[0]
 
 
 CHECKS = 40
