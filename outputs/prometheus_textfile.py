@@ -170,11 +170,12 @@ def merge(
 ) -> str | None:
     """The new text of the file: `current` with the record's check replaced and the checks
     older than `stale_after` seconds (0: none) left out. None when the file already holds a
-    newer result of this check, which then stays as it is."""
+    newer result of this check (a slower run of it finished first), which then stays; unless
+    that one is dated after `now`: the clock was set back, and it would block every result."""
     checks = parse(current)
     key = escape(str(record["name"]))
     held = checks.get(key)
-    if held is not None and held[0] is not None and held[0] > when:
+    if held is not None and held[0] is not None and when < held[0] <= now:
         return None
     checks[key] = (when, record_lines(record, when))
     if stale_after:

@@ -180,6 +180,13 @@ def test_a_result_older_than_the_one_in_the_file_changes_nothing(tmp_path):
     assert statuses(before) == {"a": 0}
 
 
+def test_a_result_dated_in_the_future_is_replaced_when_the_clock_was_set_back(tmp_path):
+    path = tmp_path / "node.prom"
+    output(path).emit(build_record("a", "CRITICAL", None, date=ago(-600)))
+    output(path).emit(build_record("a", "OK", None))
+    assert statuses(path.read_text()) == {"a": 0}
+
+
 def test_a_check_not_run_for_stale_after_seconds_drops_out_at_the_next_write(tmp_path):
     path = tmp_path / "node.prom"
     output(path).emit(build_record("old", "CRITICAL", {"v": 1}, date=ago(1800)))
