@@ -102,7 +102,8 @@ def _bus_problems(config) -> list[str]:
 
 
 def _output_problems(config) -> list[str]:
-    """Why each remote output the config defines cannot be built, if it cannot."""
+    """Why each output the config defines cannot be built, if it cannot, and why one that
+    renders in the check's process cannot work here (a file it cannot write)."""
     from accre_monitor.errors import ConfigError, UserError
     from accre_monitor.outputs import PRESETS, build_output, is_known_output, is_synchronous
     from accre_monitor.pipeline.wiring import filter_stages
@@ -118,11 +119,15 @@ def _output_problems(config) -> list[str]:
             if not is_known_output(name):
                 continue
             filter_stages(name, config)  # a bad filter setting lands in config.problems
-            if is_synchronous(name):
+            output = build_output(name, config)
+            if is_synchronous(name):  # one that writes a file says whether it can
+                problems += getattr(output, "problems", list)()
                 continue
-            build_output(name, config).close()
+            output.close()
         except (ConfigError, UserError) as exc:
-            problems.append(str(exc))
+            # a synchronous output of this very run already reported it, "; using the defaults"
+            if not (is_synchronous(name) and any(p.startswith(str(exc)) for p in config.problems)):
+                problems.append(str(exc))
         except Exception as exc:  # an output's own bug must not hide the rest of the report
             problems.append(f"output {name} cannot be built: {type(exc).__name__}: {exc}")
     return problems

@@ -24,6 +24,7 @@ OUTPUTS: dict[str, str] = {
     "stdout": "accre_monitor.outputs.stdout:StdoutOutput",
     "nagios-stdout": "accre_monitor.outputs.nagios:NagiosOutput",
     "nagios-base64-stdout": "accre_monitor.outputs.nagios:NagiosBase64Output",
+    "prometheus-textfile": "accre_monitor.outputs.prometheus_textfile:PrometheusTextfileOutput",
     "elasticsearch": "accre_monitor.outputs.elasticsearch:ElasticsearchOutput",
     "redis": "accre_monitor.outputs.redis:RedisOutput",
     "couch": "accre_monitor.outputs.couch:CouchOutput",
@@ -37,7 +38,7 @@ OUTPUTS: dict[str, str] = {
 STATE = "state"
 
 # Outputs known to render in the check's process, without importing their module.
-SYNCHRONOUS = frozenset({"stdout", "nagios-stdout", "nagios-base64-stdout"})
+SYNCHRONOUS = frozenset({"stdout", "nagios-stdout", "nagios-base64-stdout", "prometheus-textfile"})
 
 # Outputs that share another output's `[outputs.SECTION]` settings, behind filter settings
 # of their own: name -> (section, filter settings).

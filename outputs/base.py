@@ -68,6 +68,11 @@ class Output:
     def close(self) -> None:
         """Release what the output holds; called once when the run or the replay ends."""
 
+    def problems(self) -> list[str]:
+        """What keeps this output from working on this node, one line each, for spool_health
+        (a synchronous output that writes a file says whether it can)."""
+        return []
+
     # -- settings, checked with one clear line each ---------------------------------------
 
     def _bad(self, key: str, why: str) -> ConfigError:

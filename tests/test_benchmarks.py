@@ -1,4 +1,5 @@
-"""The RabbitMQ benchmarks still run: each script once, with tiny sizes, against one broker.
+"""The RabbitMQ benchmarks still run: each script once, with tiny sizes, against one broker
+(and the textfile one, which needs no server).
 
 The figures of such short runs mean nothing; what is checked is that every part runs to its
 table, that the command line's records reached the queue or the spool as the benchmark
@@ -84,6 +85,12 @@ def test_the_load_simulation_loses_nothing(broker):
     figures = dict(zip(header, row, strict=False))
     assert figures["offered"] == figures["confirmed"] == figures["stored"] == "20", out
     assert figures["lost"] == figures["twice"] == "0", out
+
+
+def test_the_textfile_benchmark_runs_to_its_table():
+    out = bench("textfile_run.py", "--runs", "1")
+    assert re.search(r"^loadavg, stdout \+ prometheus-textfile .* \d+\.\d\d$", out, re.M), out
+    assert "the file held 31 checks" in out, out
 
 
 def regular_install(work: Path) -> Path:

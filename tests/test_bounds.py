@@ -1,7 +1,7 @@
 """Every numeric setting of every section has a type and bounds.
 
 The keys are taken from the code's own tables of defaults (`[monitoring]`, `[spool]`,
-`[bus]`, and every remote output's `settings_keys`), so a key added later is walked too.
+`[bus]`, and every output's `settings_keys`), so a key added later is walked too.
 Each gets what TOML can say and no timer, `poll` or AMQP frame can take: nan, inf, -inf,
 -1, 0, 1e300, a string, a boolean. A bad value is one line naming `section.key` (and the
 file); the check's verdict stays its own, or is UNKNOWN for `[monitoring]`; never a
@@ -16,7 +16,7 @@ import pytest
 
 from accre_monitor.config import MONITORING_KEYS
 from accre_monitor.errors import ConfigError
-from accre_monitor.outputs import OUTPUTS, create_output, is_synchronous, output_class
+from accre_monitor.outputs import OUTPUTS, create_output, output_class
 from accre_monitor.sections import BUS, SPOOL, STATE, bus_section, spool_section, state_section
 
 # TOML literal -> the value it is
@@ -53,18 +53,17 @@ SECTION_KEYS = [
 REQUIRED = {"slack": {"webhook_url": "https://hooks.slack.com/services/T0/B0/x"}}
 
 
-def remote_outputs() -> dict[str, type]:
-    """One output name per remote output class (the Slack presets share one)."""
+def every_output() -> dict[str, type]:
+    """One output name per output class (the Slack presets share one)."""
     found: dict[type, str] = {}
     for name in OUTPUTS:
-        if not is_synchronous(name):
-            found.setdefault(output_class(name), name)
+        found.setdefault(output_class(name), name)
     return {name: cls for cls, name in found.items()}
 
 
 OUTPUT_KEYS = [
     (name, key)
-    for name, cls in remote_outputs().items()
+    for name, cls in every_output().items()
     for key, default in cls.settings_keys.items()
     if numeric(default)
 ]
@@ -81,6 +80,7 @@ def test_the_walk_covers_the_settings_named_in_the_reports():
     for name in ("redis", "couch", "elasticsearch", "nagios-nsca", "slack-all"):
         assert (name, "timeout") in OUTPUT_KEYS and (name, "batch_size") in OUTPUT_KEYS
     assert ("nagios-nsca", "port") in OUTPUT_KEYS and ("slack-all", "min_interval") in OUTPUT_KEYS
+    assert ("prometheus-textfile", "stale_after") in OUTPUT_KEYS
 
 
 @pytest.mark.parametrize("literal", [*BAD, *ZERO])

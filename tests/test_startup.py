@@ -21,27 +21,28 @@ HEAVY = (
     "sqlite3",
     "encodings.idna",
     "difflib",
+    "prometheus_client",
 )
 
 # Runs the command line in this interpreter, then names the heavy modules it imported. They
 # are dropped from sys.modules first: an editable install's import hook loads some of them
 # at start-up, and a module imported again by the run shows up again.
-RUN = f"""
+RUN = """
 import sys
-for name in {HEAVY!r}:
+for name in {heavy!r}:
     sys.modules.pop(name, None)
 from accre_monitor.cli import run
 code = run(sys.argv[1:])
 sys.stdout.flush()
-print("imported:", sorted(name for name in {HEAVY!r} if name in sys.modules), file=sys.stderr)
+print("imported:", sorted(name for name in {heavy!r} if name in sys.modules), file=sys.stderr)
 sys.exit(code)
 """
 
 
-def heavy_imports(cli, *args):
-    """The heavy modules a run of `accre-monitor ARGS` imports, and its stdout."""
+def heavy_imports(cli, *args, heavy=HEAVY):
+    """The `heavy` modules a run of `accre-monitor ARGS` imports, and its stdout."""
     done = subprocess.run(
-        [sys.executable, "-P", "-c", RUN, *args],
+        [sys.executable, "-P", "-c", RUN.format(heavy=heavy), *args],
         capture_output=True,
         text=True,
         env=cli.env,
@@ -77,6 +78,23 @@ def test_a_run_with_a_config_file_imports_none_of_them(cli, output, payload):
     imported, stdout = heavy_imports(cli, "loadavg")
     assert imported == "[]"
     assert "load" in stdout.lower()
+
+
+def test_a_run_that_writes_the_prometheus_textfile_imports_none_of_them(cli):
+    """The textfile is written in the text format by hand (no prometheus_client, no `re`),
+    and the record's date read without datetime (which a TOML parse or SQLite would bring)."""
+    path = cli.tmp / "node.prom"
+    cli.write_config(
+        '[monitoring]\noutputs = ["nagios-stdout", "prometheus-textfile"]\n'
+        f'[outputs.prometheus-textfile]\npath = "{path}"\n'
+    )
+    heavy_imports(cli, "loadavg")
+    imported, stdout = heavy_imports(cli, "disk_usage", "--mounts", "/", heavy=(*HEAVY, "datetime"))
+    assert imported == "[]"
+    assert stdout.startswith("DISK ")
+    text = path.read_text()
+    assert 'accre_monitor_check_status{check="loadavg"}' in text
+    assert 'accre_monitor_perf_ratio{check="disk_usage",label="mounts./.used_percent"}' in text
 
 
 def test_a_stdout_run_on_a_node_whose_config_ships_elsewhere_imports_none_of_them(cli):
