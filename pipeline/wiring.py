@@ -69,12 +69,30 @@ def destination(name: str, config: Config) -> Destination:
     try:
         output = build_output(name, config)
     except ConfigError as exc:
-        # a synchronous output always renders: with its default settings, if need be
-        from accre_monitor.outputs import create_output
-
-        config.problem(f"{exc}; using the defaults")
-        output = create_output(name, {}, source=config.path)
+        # a synchronous output always renders: with the default of each bad setting
+        output = _with_defaults(name, config, exc)
     return Destination(name, stages, synchronous=True, output=output)
+
+
+def _with_defaults(name: str, config: Config, error: ConfigError) -> Any:
+    """Output `name` built with the default in place of each bad setting (only those: a bad
+    `stale_after` must not send the file to the default path), else all defaults."""
+    from accre_monitor.outputs import create_output, section_of
+
+    section = section_of(name)
+    settings = dict(config.output_section(section))
+    for _ in range(len(settings) + 1):
+        key = str(error).removeprefix(f"outputs.{section}.").split(" ", 1)[0]
+        config.problem(f"{error}; using its default" if key in settings else f"{error}")
+        if key not in settings:
+            break
+        del settings[key]
+        try:
+            return create_output(name, settings, section=section, source=config.path)
+        except ConfigError as exc:
+            error = exc
+    config.problem(f"output {name}: using the defaults")
+    return create_output(name, {}, source=config.path)
 
 
 def build_destinations(config: Config, output_names: list[str] | None = None) -> list[Destination]:

@@ -365,6 +365,16 @@ def test_a_bad_setting_shows_in_spool_health_whatever_outputs_its_run_names(cli)
     assert "outputs.prometheus-textfile.stale_after must be" in health.stdout.splitlines()[0]
 
 
+def test_a_bad_setting_falls_back_alone_and_the_file_stays_where_it_is_configured(cli):
+    path = cli.tmp / "node.prom"
+    textfile_config(cli, path)
+    cli.config_path.write_text(cli.config_path.read_text() + "stale_after = -5\n")
+    result = cli.run(*WARN)
+    assert result.returncode == 1, result.stderr
+    assert "stale_after must be" in result.stderr and "using its default" in result.stderr
+    assert statuses(path.read_text()) == {"loadavg": 1}  # not the default path
+
+
 CHECKS = 40
 SAME = 10
 SITE = "from accre_monitor import monitor_command\n" + "".join(
