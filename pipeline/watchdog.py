@@ -157,6 +157,7 @@ class Watchdog:
         self.clock = clock  # what the watchdog calls now (tests move it)
         self.holding = False
         self.outlet_down = False
+        self.failing = False  # the last round could not use the state store
 
     @classmethod
     def from_config(cls, config: Any, stopping: Stopping) -> Watchdog:
@@ -184,24 +185,39 @@ class Watchdog:
         try:
             while not self.stopping:
                 started = time.monotonic()
-                try:
-                    result = self.round()
-                except Exception as exc:  # a state store down: try again next round
-                    log.error("watchdog round failed", error=describe(exc))
-                else:
-                    if result.acted:
-                        log.info(
-                            "watchdog round",
-                            stale=result.stale,
-                            keepalive=result.keepalives,
-                            published=result.published,
-                            spared=result.spared,
-                            seconds=round(time.monotonic() - started, 3),
-                        )
+                self.step()
                 self.stopping.wait(self.interval - (time.monotonic() - started))
         finally:
             self.close()
             log.info("watchdog stopped")
+
+    def step(self) -> Round | None:
+        """One round, whatever happens: a state store that cannot be used (down, timing out)
+        is said once, and the rounds go on until it can be used again."""
+        started = time.monotonic()
+        try:
+            result = self.round()
+        except Exception as exc:
+            if not self.failing:
+                log.error(
+                    "watchdog cannot use the cluster state; trying again every round",
+                    error=describe(exc),
+                )
+            self.failing = True
+            return None
+        if self.failing:
+            log.info("watchdog uses the cluster state again")
+            self.failing = False
+        if result.acted:
+            log.info(
+                "watchdog round",
+                stale=result.stale,
+                keepalive=result.keepalives,
+                published=result.published,
+                spared=result.spared,
+                seconds=round(time.monotonic() - started, 3),
+            )
+        return result
 
     def close(self) -> None:
         if self.holding:
@@ -240,7 +256,7 @@ class Watchdog:
         total = 0
         while not self.stopping:
             owed = self.store.outbox(OUTBOX_BATCH)
-            if not owed:
+            if not owed or (total and not self._hold()):  # a long backlog: keep the lease
                 break
             try:
                 confirmed = self.outlet.publish(owed)

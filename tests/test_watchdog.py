@@ -344,3 +344,59 @@ def test_on_the_in_process_bus_the_record_is_spooled_for_every_remote_output_tha
     [entry] = spool.claim("redis", 10)
     assert entry.record_id == record["id"]  # due at once
     spool.close()
+
+
+# -- a state store that cannot be used ---------------------------------------------------------
+
+
+class BrokenStore(SqliteState):
+    """A state store that is down until `down` is cleared."""
+
+    down = True
+
+    def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
+        if self.down:
+            raise ConnectionError("state store unreachable")
+        return super().acquire_lease(name, holder, seconds)
+
+
+def test_a_state_store_down_is_said_once_and_the_rounds_go_on(tmp_path, capsys):
+    store = BrokenStore(str(tmp_path / "state.db"))
+    store.take([result("n1", "c0", ago=10, ttl=5)])
+    bus = Bus()
+    dog = watchdog(store, bus)
+    assert [dog.step() for _ in range(3)] == [None, None, None]
+    store.down = False
+    assert dog.step().stale == 1
+    err = capsys.readouterr().err
+    assert err.count("watchdog cannot use the cluster state") == 1
+    assert "state store unreachable" in err
+    assert err.count("watchdog uses the cluster state again") == 1
+    store.close()
+
+
+def test_a_long_backlog_keeps_the_lease_and_stops_when_another_took_it(store):
+    """Publishing a long outbox renews the lease batch by batch; a watchdog that lost it
+    (it was slower than its lease) leaves the rest to the one that holds it now."""
+    from accre_monitor.pipeline import watchdog as module
+
+    store.take([result(f"n{i}", "c0", ago=10, ttl=5) for i in range(5)])
+    bus = Bus()
+    bus.down = True
+    dog = watchdog(store, bus)
+    dog.round()  # five owed
+    bus.down = False
+
+    class Thief(Bus):
+        def publish(self, records):
+            store.release_lease(LEASE, dog.holder)
+            store.acquire_lease(LEASE, "another", 60)
+            return super().publish(records)
+
+    dog.outlet = Thief()
+    batch, module.OUTBOX_BATCH = module.OUTBOX_BATCH, 2
+    try:
+        assert dog.publish_owed() == 2
+    finally:
+        module.OUTBOX_BATCH = batch
+    assert len(store.outbox(10)) == 3
