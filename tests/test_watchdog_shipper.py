@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import re
 import signal
-import sqlite3
 import time
+import uuid
 
 import pytest
 from servers import missing_reason
@@ -19,6 +19,7 @@ from test_outage import RedisStore
 from test_rabbitmq import Node, Shipper, wait_until
 
 from accre_monitor.pipeline.state_sqlite import SqliteState
+from accre_monitor.pipeline.state_store import open_state
 from accre_monitor.record import iso_now, new_id
 
 pytestmark = pytest.mark.integration
@@ -56,9 +57,20 @@ def keepalives(redis_store) -> list[dict]:
     return [r for r in stored(redis_store) if r["name"] == "keepalive"]
 
 
-def lease_holders(state_path) -> list[str]:
-    with sqlite3.connect(state_path) as db:
-        return [row[0] for row in db.execute("SELECT holder FROM leases WHERE name='watchdog'")]
+def lease_free(url: str, key_prefix: str = "accre-monitor") -> bool:
+    """Whether no watchdog holds the lease now (asked through the store, then let go)."""
+    store = open_state({"url": url, "key_prefix": key_prefix})
+    try:
+        free = store.acquire_lease("watchdog", "the test", 1.0)
+        if free:
+            store.release_lease("watchdog", "the test")
+        return free
+    finally:
+        store.close()
+
+
+def sqlite_url(cli) -> str:
+    return f"sqlite:///{cli.tmp / 'state.db'}"
 
 
 def in_process_config(cli, redis_store, state: str, checks: str = "") -> None:
@@ -103,7 +115,7 @@ def test_a_check_that_stops_reporting_is_stale_once_in_the_store_and_the_state(c
     finally:
         assert shipper.stop() == 0, shipper.text()
     assert "watchdog stopped" in shipper.text()
-    assert lease_holders(cli.tmp / "state.db") == []  # released: another takes over at once
+    assert lease_free(sqlite_url(cli))  # released: another takes over at once
 
 
 def test_a_silent_node_gives_one_keepalive_no_stale_checks_and_recovers(cli, redis_store):
@@ -161,13 +173,27 @@ def probe(node: str, ttl: float) -> bytes:
     return json.dumps(record).encode()
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+def shared_state(request, cli, redis_store) -> str:
+    """The URL of the state the shippers share: a SQLite file on this machine, or Redis."""
+    if request.param == "sqlite":
+        return sqlite_url(cli)
+    try:
+        import accre_monitor.pipeline.state_redis  # noqa: F401
+    except ImportError:
+        pytest.skip("no Redis state store in this tree (pipeline/state_redis.py)")
+    return redis_store.server.url
+
+
 def test_two_shippers_fire_each_stale_record_once_even_when_the_active_one_is_killed(
-    cli, broker, redis_store
+    cli, broker, redis_store, shared_state
 ):
+    prefix = uuid.uuid4().hex[:8]
     node = Node(
         cli,
         broker,
-        "[state]\nwatchdog_interval = 0.2\nlease = 1.5\n" + redis_store.section(),
+        f'[state]\nurl = "{shared_state}"\nkey_prefix = "{prefix}"\n'
+        "watchdog_interval = 0.2\nlease = 1.5\n" + redis_store.section(),
     )
     try:
         assert node.pipeline("topology").returncode == 0
@@ -187,8 +213,7 @@ def test_two_shippers_fire_each_stale_record_once_even_when_the_active_one_is_ki
 
         # one watchdog acted, the other stood by
         [active] = [s for s in shippers if "watchdog acting" in s.text()]
-        [holder] = lease_holders(cli.tmp / "state.db")
-        assert int(holder.split(":")[1]) == active.process.pid
+        assert not lease_free(shared_state, prefix)
         # the acting one dies; the other takes over once its lease runs out
         active.process.send_signal(signal.SIGKILL)
         active.process.wait(timeout=10)
@@ -206,7 +231,7 @@ def test_two_shippers_fire_each_stale_record_once_even_when_the_active_one_is_ki
         [survivor] = [s for s in shippers if s is not active]
         assert "watchdog acting" in survivor.text()
         assert survivor.stop() == 0, survivor.text()
-        assert lease_holders(cli.tmp / "state.db") == []
+        assert lease_free(shared_state, prefix)
     finally:
         node.close()
 
@@ -219,4 +244,4 @@ def test_the_watchdog_stops_cleanly_on_sigterm(cli, redis_store):
     assert shipper.stop() == 0
     assert time.monotonic() - started < 10
     assert "watchdog stopped" in shipper.text()
-    assert lease_holders(cli.tmp / "state.db") == []
+    assert lease_free(sqlite_url(cli))
