@@ -237,9 +237,11 @@ class Watchdog:
             return result
         result.active = True
         result.published += self.publish_owed()
-        if self.node_ttl > 0:
+        # each step only while the lease is still ours (a round can outlast it)
+        if self.node_ttl > 0 and self._hold():
             self._silent_nodes(result)
-        self._overdue(result)
+        if self._hold():
+            self._overdue(result)
         return result
 
     def _hold(self) -> bool:

@@ -400,3 +400,23 @@ def test_a_long_backlog_keeps_the_lease_and_stops_when_another_took_it(store):
     finally:
         module.OUTBOX_BATCH = batch
     assert len(store.outbox(10)) == 3
+
+
+def test_a_watchdog_whose_lease_was_taken_mid_round_fires_nothing_more(tmp_path):
+    class Slow(SqliteState):
+        """Its first outbox read lasts longer than the lease: another watchdog took over."""
+
+        def outbox(self, limit):
+            if not getattr(self, "stolen", False):
+                self.stolen = True
+                self.release_lease(LEASE, dog.holder)
+                self.acquire_lease(LEASE, "another", 60)
+            return super().outbox(limit)
+
+    store = Slow(str(tmp_path / "state.db"))
+    store.take([result("n1", "c0", ago=100, ttl=5), result("n2", "c0", ago=10, ttl=5)])
+    dog = watchdog(store, node_ttl=60)
+    outcome = dog.round()
+    assert outcome.keepalives == 0 and outcome.stale == 0
+    assert dog.outlet.records == []
+    store.close()
