@@ -26,6 +26,10 @@ respecting each entry's backoff (the oldest record's, for an output that asks fo
 records spooled for the broker are forwarded to it, records spooled for a store are
 delivered to it. With `[spool] inline = false` the command line only spools, and this
 daemon does all the delivering on the node.
+
+When the config keeps the cluster state, a watchdog runs beside them in a thread of its
+own (`pipeline/watchdog.py`): one shipper at a time, holding a lease in the state store,
+publishes stale and keepalive records for results that stopped coming.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from accre_monitor.pipeline.amqp import require_pika
 from accre_monitor.pipeline.broker_backlog import BROKER, BrokerForwarder, remote_outputs
 from accre_monitor.pipeline.daemon import Stopping
 from accre_monitor.pipeline.spool_drainer import SpoolDrainer
+from accre_monitor.pipeline.watchdog import Watchdog
 
 SHUTDOWN_GRACE = 30.0  # seconds the spool drainer gets to finish on SIGTERM
 
@@ -82,6 +87,21 @@ def rabbit_shipper() -> type:
     return RabbitShipper
 
 
+def start_watchdog(config: Any, stopping: Stopping) -> threading.Thread | None:
+    """The watchdog's thread, when the config keeps the cluster state (None otherwise, or
+    when the state cannot be used: said in one line, and the shipper ships all the same)."""
+    if not config.keeps_state:
+        return None
+    try:
+        watchdog = Watchdog.from_config(config, stopping)
+    except ConfigError as exc:
+        config.problem(f"{exc}; no watchdog runs: results that stop coming go unnoticed")
+        return None
+    thread = threading.Thread(target=watchdog.run, name="watchdog", daemon=True)
+    thread.start()
+    return thread
+
+
 def ship(config: Any, names: list[str] | None = None) -> int:
     """Run until SIGTERM or SIGINT; returns the exit code (0: a clean stop)."""
     rabbit = config.bus["kind"] == "rabbitmq"
@@ -94,7 +114,8 @@ def ship(config: Any, names: list[str] | None = None) -> int:
     spool_outputs = build_outputs(config, list(outputs)) if rabbit else dict(outputs)
     if rabbit:
         spool_outputs[BROKER] = BrokerForwarder(config, remote_outputs(config))
-    if not outputs and not rabbit:
+    watchdog = start_watchdog(config, stopping)
+    if not outputs and not rabbit and watchdog is None:
         log.error("nothing to ship: no remote output is configured (or none can be built)")
         return 1
     log.info(
@@ -111,6 +132,8 @@ def ship(config: Any, names: list[str] | None = None) -> int:
         thread.join(timeout=SHUTDOWN_GRACE)
     else:
         drainer.run()
+    if watchdog is not None:
+        watchdog.join(timeout=SHUTDOWN_GRACE)
     for output in [*outputs.values(), *spool_outputs.values()]:
         with contextlib.suppress(Exception):
             output.close()

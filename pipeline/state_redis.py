@@ -341,10 +341,11 @@ class RedisState:
 
     # -- the watchdog's side -------------------------------------------------------------
 
-    def overdue(self, now: float, limit: int) -> list[Entry]:
-        """Entries whose ttl ran out (oldest due first), stale ones excepted."""
+    def overdue(self, now: float, limit: int, offset: int = 0) -> list[Entry]:
+        """Entries whose ttl ran out, stale ones excepted, in a stable order (by due, then
+        node and check: members of one score come in lexical order), `offset` skipped."""
         with self._reachable():
-            members = self.client.zrangebyscore(self._due, "-inf", now, start=0, num=limit)
+            members = self.client.zrangebyscore(self._due, "-inf", now, start=offset, num=limit)
         values = self._mget([self._entries + _text(m) for m in members])
         found = [_entry(v) for v in values if v is not None]
         return [e for e in found if e.due is not None and e.due <= now]

@@ -215,12 +215,14 @@ class SqliteState:
 
     # -- the watchdog's side -----------------------------------------------------------
 
-    def overdue(self, now: float, limit: int) -> list[Entry]:
-        """Entries whose ttl ran out (oldest due first), stale ones excepted."""
+    def overdue(self, now: float, limit: int, offset: int = 0) -> list[Entry]:
+        """Entries whose ttl ran out (oldest due first), stale ones excepted; `offset` skips
+        the first ones (those the watchdog spares for now: a silent node's)."""
         rows = self._read(
             lambda db: db.execute(
-                "SELECT body FROM entries WHERE due IS NOT NULL AND due <= ? ORDER BY due LIMIT ?",
-                (now, limit),
+                "SELECT body FROM entries WHERE due IS NOT NULL AND due <= ?"
+                " ORDER BY due, node, check_name LIMIT ? OFFSET ?",
+                (now, limit, offset),
             ).fetchall()
         )
         return [Entry.from_dict(_load(body)) for (body,) in rows]

@@ -147,3 +147,18 @@ def test_a_benchmark_run_from_the_checkout_times_the_regular_install(tmp_path):
     assert "No module named" not in done.stderr
     assert re.search(r"fresh process: import \+ open spool .* \d+\.\d\d$", done.stdout, re.M)
     assert re.search(r"replay -> redis .* \d+\.\d\d$", done.stdout, re.M), done.stdout
+
+
+def test_the_watchdog_benchmark_publishes_every_stale_record():
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "watchdog.py")]
+        + ["--nodes", "50", "--checks", "4", "--stale", "0.05", "--ttl", "0.5"]
+        + ["--interval", "0.2", "--episodes", "1", "--idle-rounds", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    header, row = (line.split() for line in done.stdout.splitlines()[1:3])
+    figures = dict(zip(header, row, strict=True))
+    assert figures["stale"] == "10", done.stdout
