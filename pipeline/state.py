@@ -280,7 +280,22 @@ def is_newer(record: dict[str, Any], date: float, entry: Entry | None) -> bool:
     """Whether a record of `date` moves `entry` on: newer by (date, id), never rewinding."""
     if entry is None:
         return True
+    if entry.stale and is_real(record):
+        # the watchdog dated the stale record by its own clock: the node's next result
+        # replaces it even when delivered late, or taken by a clock a little behind
+        last = last_real_date(entry)
+        if last is not None:
+            return date > last
     return (date, str(record.get("id"))) > (entry.date, entry.record_id)
+
+
+def last_real_date(entry: Entry) -> float | None:
+    """The date of the result that went stale, from a stale entry's record."""
+    data = entry.record.get("data")
+    try:
+        return epoch_seconds(data.get("last_result")) if isinstance(data, dict) else None
+    except ValueError:
+        return None
 
 
 def is_real(record: dict[str, Any]) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from accre_monitor.outcome import DELIVERED, REJECTED, Outcome
 from accre_monitor.outputs.remote import RemoteOutput
-from accre_monitor.pipeline.state import StateStore
+from accre_monitor.pipeline.state import StateStore, is_real
 from accre_monitor.pipeline.state_store import open_state
 
 TYPE_CHECKING = False
@@ -38,7 +38,11 @@ class StateOutput(RemoteOutput):
         return [
             Outcome(REJECTED, f"the state cannot take it: {taken.problem}")
             if taken.problem is not None
-            else Outcome(DELIVERED, duplicate=not taken.applied and taken.current)
+            # a record the watchdog made was taken before it was published: meeting it
+            # again from the bus is how it flows, not a redelivery
+            else Outcome(
+                DELIVERED, duplicate=not taken.applied and taken.current and is_real(taken.record)
+            )
             for taken in self.store.take(items)
         ]
 

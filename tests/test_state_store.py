@@ -165,6 +165,21 @@ def test_the_state_destination_refuses_a_bad_record_alone_and_counts_a_duplicate
         output.close()
 
 
+def test_a_watchdog_record_coming_back_through_the_bus_is_no_duplicate(settings, opened):
+    """The watchdog takes its stale record into the state before publishing it; the state
+    destination meets it again from the bus, which is how it flows, not a redelivery."""
+    store = opened(settings)
+    (first,) = take(store, result("OK", at=0, ttl=60))
+    stale = stale_record(first.entry, "UNKNOWN", T0 + 1000)
+    assert store.fire_stale(stale, first.entry.record_id, T0 + 1000)
+    output = create_output("state", {}, state=settings)
+    try:
+        (outcome,) = deliver_batch(output, [stale], 5.0)
+        assert (outcome.state, outcome.duplicate) == (DELIVERED, False)
+    finally:
+        output.close()
+
+
 # -- several processes at once ------------------------------------------------------------------
 
 
@@ -600,3 +615,28 @@ def test_the_nodes_known_for_a_check_are_counted_without_reading_entries(store):
     store.forget("n00")
     store.forget("n01", "ib_link")
     assert store.count_check("ib_link") == 10
+
+
+def test_a_real_result_dated_before_the_stale_record_still_replaces_it(store):
+    """The watchdog dates a stale record by its own clock; a node's next result, delivered
+    late or from a clock a little behind, is still newer than the result that went stale."""
+    (first,) = take(store, result("OK", at=0, ttl=60))
+    stale = stale_record(first.entry, "UNKNOWN", T0 + 1000)
+    assert store.fire_stale(stale, first.entry.record_id, T0 + 1000)
+    late = result("CRITICAL", at=500, ttl=60)
+    (taken,) = take(store, late, now=T0 + 1001)
+    assert taken.applied and taken.current
+    entry = store.get("web01", "disk")
+    assert entry.status == "CRITICAL" and not entry.stale
+    # the result that went stale, delivered again, changes nothing
+    (again,) = take(store, first.record)
+    assert not again.applied
+
+
+def test_a_result_older_than_the_one_that_went_stale_does_not_replace_the_stale_record(store):
+    take(store, result("OK", at=100, ttl=60))
+    entry = store.get("web01", "disk")
+    assert store.fire_stale(stale_record(entry, "UNKNOWN", T0 + 1000), entry.record_id, T0 + 1000)
+    (old,) = take(store, result("CRITICAL", at=50, ttl=60))
+    assert not old.applied
+    assert store.get("web01", "disk").stale
