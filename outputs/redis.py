@@ -142,7 +142,7 @@ class RedisOutput(RemoteOutput):
         remember_url(url)
         try:
             parts = urlsplit(self._url)
-            problem = _url_problem(parts)
+            problem = url_problem(parts)
         except ValueError as exc:
             problem = str(exc)
         if problem:
@@ -216,9 +216,6 @@ class RedisOutput(RemoteOutput):
         time must not pile up pools and their open connections.
         """
         import redis
-        from redis.backoff import NoBackoff
-        from redis.connection import parse_url
-        from redis.retry import Retry
 
         timeout = max(round(timeout, 1), 0.1)
         client = self._clients.pop(timeout, None)
@@ -227,18 +224,7 @@ class RedisOutput(RemoteOutput):
                 oldest = next(iter(self._clients))
                 with contextlib.suppress(Exception):
                     self._clients.pop(oldest).connection_pool.disconnect()
-            options: dict[str, Any] = {
-                **parse_url(self._url),
-                "username": self._username or None,
-                "password": self._password or None,
-                "socket_connect_timeout": timeout,
-                "socket_timeout": timeout,
-                # one quick retry for a connection that broke (e.g. the server restarted);
-                # never for a timeout, which would double the wait
-                "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-                "health_check_interval": 0,
-                **_no_client_setinfo(),
-            }
+            options = client_options(self._url, self._username, self._password, timeout)
             if self._tls:
                 options["ssl_cert_reqs"] = "required" if self.tls_verify else "none"
                 options["ssl_check_hostname"] = self.tls_verify
@@ -257,6 +243,30 @@ class RedisOutput(RemoteOutput):
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def client_options(
+    url: str, username: str | None, password: str | None, timeout: float
+) -> dict[str, Any]:
+    """redis-py's connection pool options for `url` (without its credentials, which come
+    apart: see `split_credentials`), with `timeout` to connect and to read."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.connection import parse_url
+    from redis.retry import Retry
+
+    return {
+        **parse_url(url),
+        "username": username or None,
+        "password": password or None,
+        "socket_connect_timeout": timeout,
+        "socket_timeout": timeout,
+        # one quick retry for a connection that broke (e.g. the server restarted); never for
+        # a timeout, which would double the wait
+        "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+        "health_check_interval": 0,
+        **_no_client_setinfo(),
+    }
 
 
 def _pipeline(client: redis.Redis, calls: list) -> list[Any]:
@@ -281,7 +291,7 @@ def _outcome(reply: Any) -> Outcome:
     return Outcome(REJECTED, message)
 
 
-def _url_problem(parts: Any) -> str | None:
+def url_problem(parts: Any) -> str | None:
     """Why redis-py could not use this URL, or None (checked without importing redis-py)."""
     if parts.scheme not in ("redis", "rediss", "unix"):
         return "it must start with redis://, rediss:// or unix://"

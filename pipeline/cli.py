@@ -5,6 +5,9 @@
     accre-pipeline [--config PATH] dead-letters [list|retry|purge] [--output NAME]
     accre-pipeline [--config PATH] ship [--outputs NAME,...]
     accre-pipeline [--config PATH] topology
+    accre-pipeline [--config PATH] overview [--json] [--node GLOB] [--check GLOB]
+    accre-pipeline [--config PATH] silence add|list|remove ...
+    accre-pipeline [--config PATH] forget --node NAME [--check NAME]
 
 The config is found as `accre-monitor` finds it (`--config PATH` may also follow the
 command). A problem with a delivery setting is
@@ -25,6 +28,7 @@ from accre_monitor import log
 from accre_monitor.config import load_config
 from accre_monitor.errors import ConfigError, UserError
 from accre_monitor.outputs import build_output, is_known_output, is_synchronous
+from accre_monitor.pipeline import silence_cli
 from accre_monitor.pipeline.amqp import (
     BrokerUnavailable,
     PikaMissing,
@@ -34,11 +38,13 @@ from accre_monitor.pipeline.amqp import (
 )
 from accre_monitor.pipeline.broker_backlog import BROKER, BrokerForwarder, remote_outputs
 from accre_monitor.pipeline.holdings import queue_report
+from accre_monitor.pipeline.overview import overview
 from accre_monitor.pipeline.replay import describe, terminal_progress
 from accre_monitor.pipeline.replay import replay as run_replay
 from accre_monitor.pipeline.report import read_spool
 from accre_monitor.pipeline.shipper import ship as run_shipper
 from accre_monitor.pipeline.spool import Spool, SpoolCorrupt
+from accre_monitor.pipeline.state_cli import forget
 from accre_monitor.pipeline.topology import declare, queue_name, queue_specs, retry_queues
 from accre_monitor.redaction import scrub, scrub_all
 
@@ -47,6 +53,11 @@ _config_path: str | None = None
 
 def _config() -> Any:
     return load_config(_config_path)
+
+
+def current_config() -> Any:
+    """The config this command was given (`--config PATH`, or found as accre-monitor does)."""
+    return _config()
 
 
 def _spool(config: Any) -> Any:
@@ -305,7 +316,7 @@ def topology() -> None:
         _print_shippers(report)
 
 
-COMMANDS = [status, replay, dead_letters, ship, topology]
+COMMANDS = [status, replay, dead_letters, ship, topology, overview, forget]
 
 
 def take_config(args: list[str]) -> list[str]:
@@ -345,15 +356,28 @@ def build_parser() -> argh.ArghParser:
     parser.add_argument("--config", metavar="PATH", help="config file (as for accre-monitor)")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="PATH", help="config file (as for accre-monitor)")
+    func_kwargs = {"formatter_class": argparse.RawDescriptionHelpFormatter, "parents": [common]}
+    policy = argh.assembling.NameMappingPolicy.BY_NAME_IF_KWONLY
+    parser.add_commands(COMMANDS, name_mapping_policy=policy, func_kwargs=func_kwargs)
     parser.add_commands(
-        COMMANDS,
-        name_mapping_policy=argh.assembling.NameMappingPolicy.BY_NAME_IF_KWONLY,
-        func_kwargs={
-            "formatter_class": argparse.RawDescriptionHelpFormatter,
-            "parents": [common],
-        },
+        silence_cli.COMMANDS,
+        name_mapping_policy=policy,
+        group_name="silence",
+        group_kwargs={"help": "silence notifications: add, list, remove"},
+        func_kwargs=func_kwargs,
     )
+    _require_subcommand(parser, "silence")
     return parser
+
+
+def _require_subcommand(parser: argparse.ArgumentParser, group: str) -> None:
+    """`accre-pipeline GROUP` alone is a usage error (exit 2), not the top-level help."""
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    inner = next(
+        a for a in commands.choices[group]._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    inner.required = True
+    inner.metavar = "{" + ",".join(inner.choices) + "}"
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

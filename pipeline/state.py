@@ -25,36 +25,109 @@ notification of each notifying output. Rules every store keeps:
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
-from fnmatch import fnmatchcase
-from typing import Any, Protocol
 
 from accre_monitor.dates import epoch_seconds
 from accre_monitor.record import iso_now, new_id
 from accre_monitor.status import OK, STATUSES
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 KEEPALIVE = "keepalive"  # the check name of a node's keepalive record
 
 
-@dataclass(slots=True)
-class Entry:
-    """What is known of one check on one node."""
+class _Value:
+    """A small record type: keyword construction with defaults, equality, a dict form.
 
+    Written out rather than a dataclass: `dataclasses` imports `inspect`, which alone costs
+    a check run that keeps the state more than the state itself.
+    """
+
+    __slots__ = ()
+    FIELDS: tuple[tuple[str, Any], ...] = ()  # (name, default; a list or dict is copied)
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        names = [name for name, _ in self.FIELDS]
+        values = dict(zip(names, args, strict=False))
+        for key in kw:
+            if key not in names or key in values:
+                raise TypeError(f"{type(self).__name__}: unexpected or repeated {key!r}")
+        values.update(kw)
+        for name, default in self.FIELDS:
+            if name in values:
+                value = values[name]
+            elif default is _REQUIRED:
+                raise TypeError(f"{type(self).__name__}: {name} is required")
+            else:
+                value = default.copy() if isinstance(default, list | dict) else default
+            setattr(self, name, value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name, _ in self.FIELDS}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        return cls(**{name: data[name] for name, _ in cls.FIELDS if name in data})
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.to_dict() == other.to_dict()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name, _ in self.FIELDS)
+        return f"{type(self).__name__}({shown})"
+
+
+_REQUIRED = object()
+
+
+class Entry(_Value):
+    """What is known of one check on one node.
+
+    node, check, status; date (the latest record's date, epoch seconds) and record_id;
+    since (when `status` began to hold); occurrences and watermark; previous (the status of
+    the record before, None for the first); problem_since (start of the current non-OK run,
+    kept by a resolution); ttl (seconds without a newer result before it is stale, 0:
+    never); stale (the latest record says results stopped coming); silenced (ids of the
+    silences covering it when it was taken); notified (output -> what it said last: status,
+    date, id); record (the latest record itself).
+    """
+
+    FIELDS = (
+        ("node", _REQUIRED),
+        ("check", _REQUIRED),
+        ("status", _REQUIRED),
+        ("date", _REQUIRED),
+        ("record_id", _REQUIRED),
+        ("since", _REQUIRED),
+        ("occurrences", 1),
+        ("watermark", 1),
+        ("previous", None),
+        ("problem_since", None),
+        ("ttl", 0.0),
+        ("stale", False),
+        ("silenced", []),
+        ("notified", {}),
+        ("record", {}),
+    )
+    __slots__ = tuple(name for name, _ in FIELDS)
     node: str
     check: str
     status: str
-    date: float  # the latest record's date, epoch seconds
+    date: float
     record_id: str
-    since: float  # since when `status` holds (the date of the first record of the run)
-    occurrences: int = 1
-    watermark: int = 1
-    previous: str | None = None  # the status of the record before (None: the first result)
-    problem_since: float | None = None  # start of the current non-OK run (kept by a resolution)
-    ttl: float = 0.0  # seconds without a newer result before it is stale (0: never)
-    stale: bool = False  # the latest record says that results stopped coming
-    silenced: list[str] = field(default_factory=list)  # ids of the silences covering it
-    notified: dict[str, dict[str, Any]] = field(default_factory=dict)  # output -> last said
-    record: dict[str, Any] = field(default_factory=dict)  # the latest record itself
+    since: float
+    occurrences: int
+    watermark: int
+    previous: str | None
+    problem_since: float | None
+    ttl: float
+    stale: bool
+    silenced: list[str]
+    notified: dict[str, dict[str, Any]]
+    record: dict[str, Any]
 
     @property
     def key(self) -> tuple[str, str]:
@@ -71,71 +144,80 @@ class Entry:
     def is_resolution(self) -> bool:
         return self.status == OK and self.previous is not None and self.previous != OK
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Entry:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
-
-
-@dataclass(slots=True)
-class Node:
+class Node(_Value):
     """A node: the date of its latest real result (stale and keepalive records do not
     count), whether it is silent (a keepalive record said so), and when it last came back
     (its checks get a full ttl from then before any is called stale)."""
 
+    FIELDS = (("name", _REQUIRED), ("last", _REQUIRED), ("silent", False), ("back", 0.0))
+    __slots__ = tuple(name for name, _ in FIELDS)
     name: str
     last: float
-    silent: bool = False
-    back: float = 0.0
+    silent: bool
+    back: float
 
 
-@dataclass(slots=True)
-class Silence:
-    """Records of matching nodes and checks are not notified while it is active."""
+class Silence(_Value):
+    """Records of matching nodes and checks are not notified while it is active; `end`
+    None: until removed, or until a resolution (`on_resolve`)."""
 
+    FIELDS = (
+        ("id", _REQUIRED),
+        ("node", "*"),
+        ("check", "*"),
+        ("begin", 0.0),
+        ("end", None),
+        ("on_resolve", False),
+        ("comment", ""),
+        ("created", 0.0),
+    )
+    __slots__ = tuple(name for name, _ in FIELDS)
     id: str
-    node: str = "*"
-    check: str = "*"
-    begin: float = 0.0
-    end: float | None = None  # None: until removed, or until a resolution (`on_resolve`)
-    on_resolve: bool = False
-    comment: str = ""
-    created: float = 0.0
+    node: str
+    check: str
+    begin: float
+    end: float | None
+    on_resolve: bool
+    comment: str
+    created: float
 
     def active(self, now: float) -> bool:
         return self.begin <= now and (self.end is None or now < self.end)
 
     def matches(self, node: str, check: str) -> bool:
+        from fnmatch import fnmatchcase  # `re`: only where silences exist
+
         return fnmatchcase(node, self.node) and fnmatchcase(check, self.check)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Silence:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
-
-
-@dataclass(slots=True)
-class Taken:
+class Taken(_Value):
     """What the state says of one record handed to `take`.
 
     `entry` is the entry after the record (or as it stands, when the record changed
     nothing); `current` says whether the record is the entry's latest (taken now or before):
-    a record that is not is superseded, and a notifier stays quiet about it.
+    a record that is not is superseded, and a notifier stays quiet about it. `applied`:
+    this call changed the entry; `problem`: why the state cannot take the record at all.
     """
 
+    FIELDS = (
+        ("record", _REQUIRED),
+        ("entry", _REQUIRED),
+        ("applied", _REQUIRED),
+        ("current", _REQUIRED),
+        ("problem", None),
+    )
+    __slots__ = tuple(name for name, _ in FIELDS)
     record: dict[str, Any]
     entry: Entry | None
-    applied: bool  # this call changed the entry
+    applied: bool
     current: bool
-    problem: str | None = None  # why the state cannot take this record at all
+    problem: str | None
 
 
-class StateStore(Protocol):
-    """The contract both stores keep (see the module docstring)."""
+class StateStore:
+    """The contract both stores keep (see the module docstring); SqliteState and RedisState
+    implement it (structurally: this class only names it, without importing `typing`)."""
 
     def take(self, records: list[dict[str, Any]], now: float | None = None) -> list[Taken]: ...
 

@@ -14,12 +14,14 @@ notification) whichever of the two comes first.
 
 from __future__ import annotations
 
-from typing import Any
-
 from accre_monitor.outcome import DELIVERED, REJECTED, Outcome
 from accre_monitor.outputs.remote import RemoteOutput
 from accre_monitor.pipeline.state import StateStore
 from accre_monitor.pipeline.state_store import open_state
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class StateOutput(RemoteOutput):

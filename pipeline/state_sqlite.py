@@ -4,36 +4,26 @@ One file (`state.db` beside the spool unless `[state] url` says otherwise), WAL 
 change in one short `BEGIN IMMEDIATE` transaction: processes on this machine take records at
 once, and SQLite serialises them. The rules are those of `state.py`; the Redis store keeps
 the same contract for shippers on several machines.
+
+A file that stays locked past the busy timeout, or cannot be opened, raises
+`StoreUnavailable`, as an unreachable store does: the records wait and are retried, never
+refused.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import threading
 import time
 from typing import Any
 
-import orjson
-
 from accre_monitor import log
-from accre_monitor.pipeline.state import (
-    KEEPALIVE,
-    Entry,
-    Node,
-    Silence,
-    Taken,
-    advance,
-    checked,
-    covering,
-    ending_silences,
-    is_newer,
-    is_real,
-    keepalive_record,
-    record_date,
-)
+from accre_monitor.outcome import StoreUnavailable, describe
+from accre_monitor.pipeline import state_apply
+from accre_monitor.pipeline.state import KEEPALIVE, Entry, Node, Silence, Taken, covering
 from accre_monitor.sqlite_files import create_private, retry_busy, set_aside, transaction
-from accre_monitor.status import OK
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS entries (
@@ -69,8 +59,18 @@ SCHEMA = (
 SCHEMA_VERSION = "1"
 
 
-def _dump(value: Any) -> bytes:
-    return orjson.dumps(value)
+def _dump(value: Any) -> str:
+    # the standard library's encoder: a check run that keeps the state need not import orjson
+    return json.dumps(value, separators=(",", ":"), default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    """An Entry, Node or Silence as the dict JSON holds."""
+    return value.to_dict()
+
+
+def _load(text: str | bytes) -> Any:
+    return json.loads(text)
 
 
 class SqliteState:
@@ -132,13 +132,23 @@ class SqliteState:
             with transaction(self.db) as db:
                 return operation(db)
 
-        with self._lock:
+        with self._lock, self._reachable():
             on_corruption = None if self.path == ":memory:" else self._set_aside
             return retry_busy(attempt, self.busy_timeout, on_corruption)
 
     def _read(self, operation: Any) -> Any:
-        with self._lock:
+        with self._lock, self._reachable():
             return retry_busy(lambda: operation(self.db), self.busy_timeout)
+
+    @contextlib.contextmanager
+    def _reachable(self) -> Any:
+        """SQLite's `OperationalError` (still locked after the busy timeout, a file that
+        cannot be opened or written) as `StoreUnavailable`, in one line."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            reason = " ".join(describe(exc).split())
+            raise StoreUnavailable(f"cluster state {self.path}: {reason}") from None
 
     def _set_aside(self, error: BaseException) -> None:
         self.close()
@@ -158,7 +168,7 @@ class SqliteState:
         row = db.execute(
             "SELECT body FROM entries WHERE node = ? AND check_name = ?", (node, check)
         ).fetchone()
-        return Entry.from_dict(orjson.loads(row[0])) if row else None
+        return Entry.from_dict(_load(row[0])) if row else None
 
     @staticmethod
     def _put(db: sqlite3.Connection, entry: Entry) -> None:
@@ -166,7 +176,7 @@ class SqliteState:
             "INSERT INTO entries (node, check_name, due, body) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (node, check_name) DO UPDATE SET due = excluded.due,"
             " body = excluded.body",
-            (entry.node, entry.check, entry.due, _dump(entry.to_dict())),
+            (entry.node, entry.check, entry.due, _dump(entry)),
         )
 
     @staticmethod
@@ -186,7 +196,7 @@ class SqliteState:
     @staticmethod
     def _all_silences(db: sqlite3.Connection) -> list[Silence]:
         return [
-            Silence.from_dict(orjson.loads(body))
+            Silence.from_dict(_load(body))
             for (body,) in db.execute("SELECT body FROM silences ORDER BY rowid")
         ]
 
@@ -198,62 +208,10 @@ class SqliteState:
 
         def operation(db: sqlite3.Connection) -> list[Taken]:
             silences = self._all_silences(db)
-            return [self._take_one(db, record, silences, now) for record in records]
+            rows = _Rows(db)
+            return [state_apply.take_one(rows, record, silences, now) for record in records]
 
         return self._run(operation)
-
-    def _take_one(
-        self, db: sqlite3.Connection, record: dict[str, Any], silences: list[Silence], now: float
-    ) -> Taken:
-        date, problem = checked(record)
-        if problem is not None:
-            return Taken(record, None, False, False, problem)
-        entry = self._entry(db, record["node"], record["name"])
-        if not is_newer(record, date, entry):
-            current = entry is not None and entry.record_id == str(record["id"])
-            return Taken(record, entry, False, current)
-        after = advance(entry, record, date, silences, now)
-        ended = ending_silences(after, silences)
-        if ended:
-            db.executemany("DELETE FROM silences WHERE id = ?", [(i,) for i in ended])
-            silences[:] = [s for s in silences if s.id not in ended]
-            after.silenced = [i for i in after.silenced if i not in ended]
-        self._put(db, after)
-        if is_real(record):
-            self._heard_from(db, record["node"], date, silences, now)
-        return Taken(record, after, True, True)
-
-    def _heard_from(
-        self, db: sqlite3.Connection, name: str, date: float, silences: list[Silence], now: float
-    ) -> None:
-        """A real result from node `name`: it is alive; a silent node is back (its keepalive
-        recovers, through a record in the outbox)."""
-        node = self._node(db, name)
-        if node is None:
-            self._put_node(db, Node(name, date))
-            return
-        if date <= node.last:
-            return
-        if node.silent:
-            node.last = date
-            back = keepalive_record(node, OK, now, 0.0)
-            back["data"].pop("node_ttl", None)
-            self._apply_made(db, back, silences, now)
-            node.silent, node.back = False, now
-        node.last = date
-        self._put_node(db, node)
-
-    def _apply_made(
-        self, db: sqlite3.Connection, record: dict[str, Any], silences: list[Silence], now: float
-    ) -> None:
-        """Take a record the state made itself, and owe its publication (the outbox)."""
-        entry = self._entry(db, record["node"], record["name"])
-        after = advance(entry, record, record_date(record), silences, now)
-        self._put(db, after)
-        db.execute(
-            "INSERT OR IGNORE INTO outbox (id, node, created, body) VALUES (?, ?, ?, ?)",
-            (record["id"], record["node"], now, _dump(record)),
-        )
 
     # -- the watchdog's side -----------------------------------------------------------
 
@@ -265,7 +223,7 @@ class SqliteState:
                 (now, limit),
             ).fetchall()
         )
-        return [Entry.from_dict(orjson.loads(body)) for (body,) in rows]
+        return [Entry.from_dict(_load(body)) for (body,) in rows]
 
     def silent_candidates(self, now: float, node_ttl: float, limit: int) -> list[Node]:
         """Nodes not yet called silent whose latest real result is older than `node_ttl`."""
@@ -286,11 +244,7 @@ class SqliteState:
         record `expect` as its latest (no newer result came meanwhile, no one fired it)."""
 
         def operation(db: sqlite3.Connection) -> bool:
-            entry = self._entry(db, record["node"], record["name"])
-            if entry is None or entry.record_id != expect or entry.stale:
-                return False
-            self._apply_made(db, record, self._all_silences(db), now)
-            return True
+            return state_apply.fire_stale(_Rows(db), record, expect, self._all_silences(db), now)
 
         return self._run(operation)
 
@@ -299,13 +253,7 @@ class SqliteState:
         watchdog saw (not silent, latest result at `last`)."""
 
         def operation(db: sqlite3.Connection) -> bool:
-            node = self._node(db, record["node"])
-            if node is None or node.silent or node.last != last:
-                return False
-            node.silent = True
-            self._put_node(db, node)
-            self._apply_made(db, record, self._all_silences(db), now)
-            return True
+            return state_apply.fire_keepalive(_Rows(db), record, last, self._all_silences(db), now)
 
         return self._run(operation)
 
@@ -316,7 +264,7 @@ class SqliteState:
                 "SELECT body FROM outbox ORDER BY created, rowid LIMIT ?", (limit,)
             ).fetchall()
         )
-        return [orjson.loads(body) for (body,) in rows]
+        return [_load(body) for (body,) in rows]
 
     def published(self, record_ids: list[str]) -> None:
         self._run(
@@ -357,7 +305,7 @@ class SqliteState:
         rows = self._read(
             lambda db: db.execute("SELECT body FROM entries ORDER BY node, check_name").fetchall()
         )
-        found = [Entry.from_dict(orjson.loads(body)) for (body,) in rows]
+        found = [Entry.from_dict(_load(body)) for (body,) in rows]
         return [
             e
             for e in found
@@ -382,22 +330,20 @@ class SqliteState:
         def operation(db: sqlite3.Connection) -> None:
             for note in notes:
                 entry = self._entry(db, note["node"], note["check"])
-                if entry is None:
-                    continue
-                before = entry.notified.get(output)
-                if before is not None and before.get("date", 0) > note["date"]:
-                    continue
-                entry.notified[output] = {k: note[k] for k in ("status", "date", "id")}
-                self._put(db, entry)
+                if entry is not None and state_apply.note_notified(entry, output, note):
+                    self._put(db, entry)
 
         self._run(operation)
 
     def forget(self, node: str, check: str | None = None) -> int:
-        """Drop a node (all its checks, its liveness, what it owes) or one of its checks;
-        how many entries went."""
+        """Drop a node (all its checks, its liveness, what it owes) or one of its checks
+        (and the stale record it still owes); how many entries went."""
 
         def operation(db: sqlite3.Connection) -> int:
             if check is not None:
+                owed = db.execute("SELECT id, body FROM outbox WHERE node = ?", (node,))
+                gone_ids = [(i,) for i, body in owed if _load(body).get("name") == check]
+                db.executemany("DELETE FROM outbox WHERE id = ?", gone_ids)
                 return db.execute(
                     "DELETE FROM entries WHERE node = ? AND check_name = ?", (node, check)
                 ).rowcount
@@ -415,7 +361,7 @@ class SqliteState:
         row = self._read(
             lambda db: db.execute("SELECT body, version FROM docs WHERE key = ?", (key,)).fetchone()
         )
-        return (orjson.loads(row[0]), row[1]) if row else (None, 0)
+        return (_load(row[0]), row[1]) if row else (None, 0)
 
     def save_doc(self, key: str, value: Any, version: int) -> bool:
         """Store `value` under `key` if its version is still `version` (compare and set);
@@ -490,11 +436,39 @@ class SqliteState:
         """Mark every entry with the silences covering it now."""
         silences = self._all_silences(db)
         for (body,) in db.execute("SELECT body FROM entries").fetchall():
-            entry = Entry.from_dict(orjson.loads(body))
+            entry = Entry.from_dict(_load(body))
             ids = covering(silences, entry.node, entry.check, now)
             if ids != entry.silenced:
                 entry.silenced = ids
                 self._put(db, entry)
+
+
+class _Rows:
+    """The `View` of one SQLite transaction (see `state_apply.py`)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def entry(self, node: str, check: str) -> Entry | None:
+        return SqliteState._entry(self.db, node, check)
+
+    def put(self, entry: Entry) -> None:
+        SqliteState._put(self.db, entry)
+
+    def node(self, name: str) -> Node | None:
+        return SqliteState._node(self.db, name)
+
+    def put_node(self, node: Node) -> None:
+        SqliteState._put_node(self.db, node)
+
+    def end_silences(self, ids: list[str]) -> None:
+        self.db.executemany("DELETE FROM silences WHERE id = ?", [(i,) for i in ids])
+
+    def owe(self, record: dict[str, Any], now: float) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO outbox (id, node, created, body) VALUES (?, ?, ?, ?)",
+            (record["id"], record["node"], now, _dump(record)),
+        )
 
 
 __all__ = ["KEEPALIVE", "SqliteState"]

@@ -4,10 +4,13 @@ beside the spool) or Redis (shared by shippers on several machines)."""
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from accre_monitor.errors import ConfigError
 from accre_monitor.pipeline.state import StateStore
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SQLITE = "sqlite:///"
 
@@ -39,5 +42,6 @@ def open_state(settings: dict[str, Any] | None, state_dir: str | None = None) ->
                 f"state.url names Redis, which needs the redis package ({exc}): "
                 "pip install 'accre-monitor[redis]'"
             ) from None
-        return RedisState(url, prefix=str(settings.get("key_prefix", "accre-monitor")))
+        prefix = str(settings.get("key_prefix", "accre-monitor"))
+        return RedisState(url, prefix=prefix, busy_timeout=busy_timeout)
     raise ConfigError("state.url must be a sqlite:///PATH or redis:// URL")

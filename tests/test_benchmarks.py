@@ -42,6 +42,23 @@ def bench(script: str, *args: str) -> str:
     return done.stdout
 
 
+def test_the_state_benchmark_runs_to_its_table():
+    if missing_reason("redis"):
+        pytest.skip(missing_reason("redis"))
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "state.py"), "--nodes", "10", "--checks", "3"]
+        + ["--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for store in ("sqlite", "redis"):
+        row = rf"^{store} +StateOutput through deliver_batch +\d+ +\d+\.\d\d$"
+        assert re.search(row, done.stdout, re.M), done.stdout
+        assert re.search(rf"^{store} .* \(1 overdue found\)$", done.stdout, re.M), done.stdout
+
+
 def test_the_rabbitmq_benchmark_runs_every_part(broker):
     out = bench(
         "rabbitmq.py",
