@@ -20,7 +20,6 @@ back, never a failure.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from accre_monitor.pipeline.state import Entry, Taken, is_real, record_date
@@ -28,21 +27,17 @@ from accre_monitor.status import OK
 
 
 def settled(takens: list[Taken]) -> list[Taken]:
-    """Each of a batch's `takens` with `current` as the state stands after the whole batch:
+    """The batch's `takens`, each with `current` as the state stands after the whole batch:
     an earlier result of a check superseded by a later one of the same batch is not current,
     whether this output or the `state` destination took them first."""
     latest: dict[tuple[str, str], Entry] = {}
     for taken in takens:
         if taken.entry is not None:  # the store took the batch in order: the last one stands
             latest[taken.entry.key] = taken.entry
-    return [
-        taken
-        if taken.entry is None
-        else replace(
-            taken, current=latest[taken.entry.key].record_id == str(taken.record.get("id"))
-        )
-        for taken in takens
-    ]
+    for taken in takens:
+        if taken.entry is not None:
+            taken.current = latest[taken.entry.key].record_id == str(taken.record.get("id"))
+    return takens
 
 
 def is_made(record: dict[str, Any]) -> bool:

@@ -120,11 +120,11 @@ def test_a_store_down_retries_what_passes_and_delivers_what_does_not():
 
 def test_an_ordered_output_keeps_a_quiet_record_behind_a_retried_one_of_its_check():
     output = store(1, cls=Ordered, answer=RETRY)
-    older = rec("OK", -5)  # superseded: delivered unsent, unless its check's head waits
-    outcomes = output.deliver([rec("CRITICAL", 2), older, rec("OK", -5, node="cn2")], 5)
+    head, older = rec("CRITICAL", 2), rec("OK", -5)  # older: superseded, delivered unsent
+    outcomes = output.deliver([head, older, rec("OK", -5, node="cn2")], 5)
     assert [o.state for o in outcomes] == [RETRY, RETRY, RETRY]
     assert "waits for an earlier result" in outcomes[1].error
-    outcomes = output.deliver([rec("CRITICAL", 2), older], 5)
+    outcomes = output.deliver([head, older], 5)
     assert [o.state for o in outcomes] == [RETRY, RETRY]
     assert "waits for an earlier result" in outcomes[1].error
 
