@@ -16,7 +16,6 @@ from test_outage import nsca_ids
 
 from accre_monitor.codec import encode
 from accre_monitor.pipeline.spool import Spool, spool_settings
-from accre_monitor.pipeline.state import Silence
 from accre_monitor.pipeline.state_sqlite import SqliteState
 from accre_monitor.record import build_record, iso_now
 
@@ -151,19 +150,22 @@ def test_a_silenced_critical_is_stored_and_reaches_nagios_but_is_not_posted(
     sections += f'[outputs.redis]\nurl = "{redis_server.url}"\n'
     sections += f"[outputs.nagios-nsca]\nport = {daemon.port}\ntimeout = 1\n"
     configure(cli, sections, ["stdout", "slack-warning", "redis", "nagios-nsca"])
-    state = SqliteState(str(cli.tmp / "state.db"))  # the default state, beside the spool
-    state.add_silence(Silence("maint", node="cn00*", check="*", comment="rack 1 maintenance"))
-    state.close()
+    added = cli.run(
+        *("silence", "add", "--node", "cn00*", "--expire", "3600"),
+        *("--comment", "rack 1 maintenance"),
+        script="accre-pipeline",
+    )
+    assert added.returncode == 0, added.stderr
+    silence_id = added.stdout.strip()
     record = check(cli, "CRITICAL")
     assert redis_ids(redis_server) == [record["id"]]
     assert nsca_ids(daemon) == [record["id"]]
     assert slack.requests == []
-    entry = SqliteState(str(cli.tmp / "state.db")).entries()[0]
-    assert entry.status == "CRITICAL" and entry.silenced == ["maint"]
+    entry = SqliteState(str(cli.tmp / "state.db")).entries()[0]  # the default state
+    assert entry.status == "CRITICAL" and entry.silenced == [silence_id]
     # the silence removed: the problem is said with its next result
-    state = SqliteState(str(cli.tmp / "state.db"))
-    assert state.remove_silence("maint")
-    state.close()
+    removed = cli.run("silence", "remove", silence_id, script="accre-pipeline")
+    assert removed.returncode == 0, removed.stderr
     check(cli, "CRITICAL")
     assert titles(slack) == ["CRITICAL: shaped on cn0001"]
 
