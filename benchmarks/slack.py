@@ -10,10 +10,11 @@ every record is one POST.
 - raw: one urllib3 PoolManager POSTing the same message bodies, rendered beforehand, one
   after another (the floor: HTTP and the server alone);
 - output, state in memory: `SlackOutput.deliver` in batches (`notify = "every"`): rendering,
-  the sent-record memory and Slack's answers included;
-- output, state in SQLite: the same with `slack-state.db` in a temporary directory, as on a
-  node (one transaction per batch);
-- output, notify = "change": every record a change (statuses alternate), state in SQLite.
+  the cluster state (taking each batch, remembering what was said) and Slack's answers
+  included;
+- output, state in SQLite: the same with the cluster state's `state.db` in a temporary
+  directory, as on a node (two transactions per batch);
+- output, notify = "change": every record a new problem of its own check, state in SQLite.
 
 Raw and output runs alternate over a few rounds on fresh records; medians are compared.
 A last line times a digest: the same records as one batch with the default threshold
@@ -145,8 +146,8 @@ def main() -> None:
                 state = str(Path(work) / f"every-{round_}")
                 results["sqlite"].append(output_loop(url, records, args.batch, state))
                 records = make_records(args.records, round_)
-                for n, record in enumerate(records):  # every result a change of one check
-                    record.update(node="cn0001", name="disk", status=["WARNING", "CRITICAL"][n % 2])
+                for n, record in enumerate(records):  # every result a new problem
+                    record.update(node=f"cn{n:05d}", name="disk", status="CRITICAL")
                 state = str(Path(work) / f"change-{round_}")
                 results["change"].append(
                     output_loop(url, records, args.batch, state, notify="change")
@@ -168,7 +169,7 @@ def main() -> None:
     labels = {
         "raw": "raw urllib3 loop (pre-rendered)",
         "memory": "output, state in memory",
-        "sqlite": "output, state in slack-state.db",
+        "sqlite": "output, state in state.db",
         "change": 'output, notify = "change", SQLite',
     }
     for key, label in labels.items():

@@ -184,6 +184,7 @@ class CouchOutput(RemoteOutput):
         http, self._http = self._http, None
         if http is not None:
             http.clear()
+        super().close()  # the cluster state, when min_occurrences read it
 
 
 # -- helpers ---------------------------------------------------------------------------------

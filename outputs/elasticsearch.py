@@ -273,6 +273,7 @@ class ElasticsearchOutput(RemoteOutput):
         client, self._client = self._client, None
         if client is not None:
             client.close()
+        super().close()  # the cluster state, when min_occurrences read it
 
 
 def item_outcome(item: dict[str, Any]) -> Outcome:

@@ -239,6 +239,7 @@ class RedisOutput(RemoteOutput):
         for client in clients.values():
             with contextlib.suppress(Exception):  # closing must not fail the run
                 client.connection_pool.disconnect()
+        super().close()  # the cluster state, when min_occurrences read it
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -1,11 +1,22 @@
 """`slack-all`, `slack-warning`, `slack-critical`: results as Slack messages through an
 incoming webhook. One output behind three filter stages, all reading `[outputs.slack]`.
 
-Per batch: each record is judged (`notify = "every"`: every record is a message;
-`"change"`: new problems, changes, recoveries and due repeats only, see `notify.py`). With
-grouping on (`group_wait` above 0, see `slack_groups.py`) what speaks joins its group of
-check and status and is delivered at once; the groups' messages are posted as they fall due
-(`flush_due`, at the start of each batch and about once a second from the shipper). When
+Per batch, the output decides from the cluster state, never from a state of its own: it
+first takes the records into the state itself (idempotent and never rewinding, so whether
+the `state` destination or this output takes a record first, it is judged only once the
+state has it), then judges each record from what the state says of it (see `notify.py`):
+
+- a record the state has a newer one for (superseded: a backlog, an old record replayed)
+  is quiet, and so is one an active silence covers, or one short of `min_occurrences`;
+- `notify = "every"`: every other record is a message; `"change"`: new problems, changes,
+  recoveries and due repeats only, judged against what this output last said for the
+  node and check (`Entry.notified`, written once a message went out), whichever shipper
+  said it; a recovery is posted only if this output had posted the problem;
+- a record this output said already (a redelivery) is never posted twice.
+
+With grouping on (`group_wait` above 0, see `slack_groups.py`) what speaks joins its group
+of check and status and is delivered at once; the groups' messages are posted as they fall
+due (`flush_due`, at the start of each batch and about once a second from the shipper). When
 more messages are due than `digest_threshold`, one digest replaces them (see
 `slack_format.py`); the rest go one by one, no faster than one per `min_interval` seconds
 and only as far as the deadline allows (what does not fit is retried later).
@@ -25,7 +36,8 @@ a log, the spool or a dead letter.
 
 from __future__ import annotations
 
-import sqlite3
+import contextlib
+import os
 import time
 from urllib.parse import urlsplit
 
@@ -33,10 +45,21 @@ from accre_monitor import log
 from accre_monitor.codec import encode
 from accre_monitor.outcome import DELIVERED, REJECTED, RETRY, Outcome, StoreUnavailable
 from accre_monitor.outputs.base import describe_error
-from accre_monitor.outputs.notify import EVERY, SENT, SPEAKS, STALE, NotifyState, judge
+from accre_monitor.outputs.notify import (
+    EVERY,
+    QUIET,
+    SENT,
+    SILENCED,
+    SPEAKS,
+    STALE,
+    Said,
+    judge,
+)
+from accre_monitor.outputs.occurrences import note, settled, short_of
 from accre_monitor.outputs.remote import RemoteOutput
 from accre_monitor.outputs.slack_format import Notice, digest, message
 from accre_monitor.outputs.slack_groups import Groups
+from accre_monitor.pipeline.state import Taken, covering
 from accre_monitor.redaction import redact_url, remember, remember_url, scrub, split_credentials
 from accre_monitor.status import OK, SEVERITY, normalize_status
 
@@ -46,17 +69,14 @@ if TYPE_CHECKING:
 
     import urllib3
 
-    from accre_monitor.outputs.notify import Seen
-    from accre_monitor.pipeline.state import StateStore
-
-STATE_FILE = "slack-state.db"
+# the notification state of earlier versions, beside the spool: no longer read
+RETIRED_STATE_FILE = "slack-state.db"
 NOTIFY_MODES = ("every", "change")
 # a 400 about the message itself: only that message is refused
 PAYLOAD_ERRORS = frozenset(
     {"invalid_payload", "no_text", "invalid_attachments", "invalid_blocks", "too_many_attachments"}
 )
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
-STATE_BUSY_TIMEOUT = 5.0
 
 
 class SlackOutput(RemoteOutput):
@@ -77,9 +97,9 @@ class SlackOutput(RemoteOutput):
     }
 
     requires = (("urllib3", "slack"),)
-    # a newer result must not overtake an older one: change detection reads them in order
+    # a newer result must not overtake an older one: a recovery never comes before its
+    # incident, and one shipper at a time posts (its queue has a single active consumer)
     ordered = True
-    # the last status per node and check is this process's state
     single_consumer = True
 
     def __init__(self, name: str, settings: dict[str, Any] | None = None, **kw: Any) -> None:
@@ -98,7 +118,6 @@ class SlackOutput(RemoteOutput):
         self.digest_threshold = self.setting_int("digest_threshold", 0, 10_000)
         self.level = self._level()
         self.proxy = self._proxy()
-        self._state: NotifyState | None = None
         self._http: urllib3.PoolManager | None = None
         self._next_post = 0.0  # time.monotonic() before which Slack gets nothing more
         self.group_wait = self.setting_seconds("group_wait", zero=True, maximum=86400.0)
@@ -161,17 +180,12 @@ class SlackOutput(RemoteOutput):
             wait=self.group_wait,
             interval=self.group_interval,
             repeat=self.repeat_interval,
-            open_store=self._open_cluster_state,
+            open_store=self.state_store,
             channel=self.channel,
             late_after=self.late_after,
             digest_threshold=self.digest_threshold,
             claim_seconds=self.timeout + 60.0,
         )
-
-    def _open_cluster_state(self) -> StateStore:
-        from accre_monitor.pipeline.state_store import open_state
-
-        return open_state(self.state_settings, self.state_dir)
 
     def _proxy(self) -> str | None:
         """The proxy URL without credentials; they go to `self._proxy_auth`."""
@@ -203,17 +217,14 @@ class SlackOutput(RemoteOutput):
         return Notice(record)
 
     def deliver(self, records: list[dict[str, Any]], timeout: float) -> list[Outcome]:
-        """One outcome per record: judged, sent one by one or as one digest, remembered."""
+        """One outcome per record: taken into the state, judged, sent one by one or as one
+        digest, remembered in the state."""
         deadline = time.monotonic() + timeout
         self.flush_due(deadline=deadline)
         outcomes, notices = self.prepare_each(records)
         if notices:
-            try:
-                plan = self._plan(notices)
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(
-                    f"{self.name}: cannot read its notification state: {describe_error(exc)}"
-                ) from None
+            takens = settled(self.take_into_state([n.record for _, n in notices]))
+            plan = self._plan(notices, takens, outcomes)
             grouped = self._group(plan)
             sent = self._send_all([p for p in plan if p[0] not in grouped], deadline)
             self._settle(plan, {**sent, **grouped}, outcomes)
@@ -251,35 +262,68 @@ class SlackOutput(RemoteOutput):
             log.error("cannot post the due group messages", output=self.name, error=error)
             return 0
 
-    def _plan(self, notices: list[tuple[int, Notice]]) -> list[tuple[int, Notice, Seen | None]]:
-        """Each notice with its verdict, and what is known of its check after it (None when
-        nothing changes); later results of a check are judged against the earlier ones."""
-        state = self.state()
-        ids = [n.record["id"] for _, n in notices if isinstance(n.record.get("id"), str)]
-        sent = state.sent(self.name, ids)
-        known = (
-            state.load(self.name, (n.key for _, n in notices)) if self.notify == "change" else {}
-        )
-        plan: list[tuple[int, Notice, Seen | None]] = []
-        for index, notice in notices:
-            after = None
-            if notice.record.get("id") in sent:
-                notice.verdict = SENT
-            elif self.notify == "every":
-                notice.verdict = EVERY
-            else:
-                seen = known.get(notice.key)
-                notice.verdict, after = judge(
-                    seen, notice.status, notice.taken, self.level, self.renotify
-                )
-                if seen is not None:
-                    notice.before, notice.since = seen.status, seen.since
-                if notice.verdict == STALE:
-                    after = None
-                else:
-                    known[notice.key] = after
-            plan.append((index, notice, after))
+    def _plan(
+        self,
+        notices: list[tuple[int, Notice]],
+        takens: list[Taken],
+        outcomes: list[Outcome | None],
+    ) -> list[tuple[int, Notice, dict[str, Any] | None]]:
+        """Each notice with its verdict, and what the state remembers of it once it is
+        said (None when it says nothing). A record the state cannot take is refused here."""
+        now = time.time()
+        silences = self._silences(now)
+        plan: list[tuple[int, Notice, dict[str, Any] | None]] = []
+        speaking: set[str] = set()  # record ids said by this batch (the same record twice)
+        for (index, notice), taken in zip(notices, takens, strict=True):
+            if taken.problem is not None or taken.entry is None:
+                outcomes[index] = Outcome(REJECTED, f"the state cannot take it: {taken.problem}")
+                continue
+            notice.verdict = self._verdict(notice, taken, silences, now, speaking)
+            spoken = notice.verdict in SPEAKS
+            if spoken:
+                speaking.add(notice.record["id"])
+            plan.append((index, notice, note(taken) if spoken else None))
         return plan
+
+    def _verdict(
+        self,
+        notice: Notice,
+        taken: Taken,
+        silences: list[Any],
+        now: float,
+        speaking: set[str],
+    ) -> str:
+        """What one record means for this output (see `notify.py`); fills in what the
+        message says of the change (`before`, `since`)."""
+        entry = taken.entry
+        assert entry is not None
+        last = entry.notified.get(self.name)
+        said = Said(last["status"], last["date"]) if last else None
+        if (last and last.get("id") == notice.record["id"]) or notice.record["id"] in speaking:
+            return SENT
+        if not taken.current:
+            return STALE
+        if covering(silences, notice.node, notice.check, now):
+            return SILENCED
+        if self.min_occurrences and short_of(taken, self.min_occurrences):
+            return QUIET
+        if said is not None:
+            notice.before = said.status
+        notice.since = entry.since
+        if self.notify == "every":
+            # a problem this output never posted has no recovery to post either
+            unsaid = entry.is_resolution and (said is None or said.status == OK)
+            return QUIET if unsaid else EVERY
+        return judge(said, notice.status, notice.taken, self.level, self.renotify)
+
+    def _silences(self, now: float) -> list[Any]:
+        """The silences in force now (the state's; a state that cannot answer holds the
+        batch for a retry, as when it cannot take the records)."""
+        try:
+            return self.state_store().silences(now)
+        except Exception as exc:  # whatever the store raises is its failure, not the records'
+            error = f"{self.name}: cannot use the cluster state: {describe_error(exc)}"
+            raise StoreUnavailable(error) from None
 
     def _send_all(self, plan: list, deadline: float) -> dict[int, Outcome]:
         """Send what speaks: as one digest when there is too much of it, else one message
@@ -327,43 +371,28 @@ class SlackOutput(RemoteOutput):
         return not isinstance(self._render_one(notice, now)[0][0], Outcome)
 
     def _settle(self, plan: list, sent: dict[int, Outcome], outcomes: list[Outcome | None]) -> None:
-        """Fill in the outcomes; remember what was sent and the statuses now known.
+        """Fill in the outcomes; remember in the state what was said.
 
-        A quiet result of a check whose earlier message in this batch failed waits too:
-        it was judged as if that message had gone out."""
+        A quiet result of a check whose earlier message in this batch must be retried
+        waits with it, so that the results of a check stay in order."""
         failed: dict[tuple[str, str], Outcome] = {}
-        known: dict[tuple[str, str], Seen] = {}
-        sent_ids: list[str] = []
-        for index, notice, after in plan:
+        said: list[dict[str, Any]] = []
+        for index, notice, spoken in plan:
             if notice.verdict in SPEAKS:
                 outcome = sent[index]
                 if outcome.state == DELIVERED:
-                    sent_ids.append(notice.record["id"])
-                else:  # not said: what follows was judged as if it had been
-                    if outcome.state == RETRY:  # it comes back: the rest of its check waits
-                        failed.setdefault(notice.key, outcome)
-                    after = None
+                    said.append(spoken)
+                elif outcome.state == RETRY:  # it comes back: the rest of its check waits
+                    failed.setdefault(notice.key, outcome)
             elif notice.key in failed:
                 first = failed[notice.key]
                 outcome = Outcome(
                     RETRY, "waits for an earlier result of its check to be sent", first.retry_after
                 )
-                after = None
-            else:  # quiet, stale, or sent before (a redelivery: never posted twice)
+            else:  # quiet, superseded, silenced, or said before (a redelivery: never twice)
                 outcome = Outcome(DELIVERED, duplicate=notice.verdict == SENT)
-            if after is not None:
-                known[notice.key] = after
             outcomes[index] = outcome
-        if not known and not sent_ids:
-            return
-        try:
-            self.state().save(self.name, known, sent_ids)
-        except sqlite3.Error as exc:  # the messages went out: never send them again
-            log.warning(
-                "could not remember what was sent to Slack",
-                output=self.name,
-                error=describe_error(exc),
-            )
+        self.remember_notified(said)
 
     def _send(self, body: bytes, deadline: float) -> tuple[Outcome, Outcome | None]:
         """(this message's outcome, the outcome of every later one in the batch without
@@ -428,15 +457,12 @@ class SlackOutput(RemoteOutput):
 
     # -- what the output holds ------------------------------------------------------------
 
-    def state(self) -> NotifyState:
-        """The notification state: `slack-state.db` beside the spool, or in memory."""
-        if self._state is None:
-            import os
-
-            # "" is the current directory (a spool path without one), as for the spool
-            path = os.path.join(self.state_dir, STATE_FILE) if self.state_dir is not None else None
-            self._state = NotifyState(path, busy_timeout=STATE_BUSY_TIMEOUT)
-        return self._state
+    def state_store(self) -> Any:
+        """The cluster state; the first time, a notification state of earlier versions
+        beside the spool is set aside, saying so once."""
+        if self._state is None and self.state_dir is not None:
+            retire_old_state(self.state_dir)
+        return super().state_store()
 
     def _pool(self) -> urllib3.PoolManager:
         import urllib3
@@ -457,11 +483,31 @@ class SlackOutput(RemoteOutput):
         http, self._http = self._http, None
         if http is not None:
             http.clear()
-        state, self._state = self._state, None
-        if state is not None:
-            state.close()
         if self._groups is not None:
             self._groups.close()
+        super().close()
+
+
+def retire_old_state(state_dir: str) -> None:
+    """Rename `slack-state.db` (and its -wal and -shm) beside the spool to
+    `slack-state.db.unused`, with one line on stderr: Slack now decides from the cluster
+    state, and that file is never read again. Another process may have done it first."""
+    path = os.path.join(state_dir, RETIRED_STATE_FILE)
+    if not os.path.exists(path):
+        return
+    target = path + ".unused"
+    try:
+        os.replace(path, target)
+    except OSError:
+        return
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(OSError):
+            os.replace(path + suffix, target + suffix)
+    log.warning(
+        "slack-state.db is no longer used: Slack decides from the cluster state;"
+        " renamed, delete it when you like",
+        renamed=target,
+    )
 
 
 def retry_after_seconds(value: str | None) -> float:

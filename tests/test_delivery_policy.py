@@ -363,20 +363,24 @@ def test_a_drain_of_an_ordered_output_never_sends_the_same_record_twice(tmp_path
     assert spool.pending() == 0
 
 
-# -- Slack's notification state from worker threads -----------------------------------------
+# -- the cluster state, where Slack remembers what it said, from worker threads -------------
 
 
-def test_the_notification_state_serves_every_thread_of_a_shipper(tmp_path):
-    from accre_monitor.outputs.notify import NotifyState, Seen
+def test_the_cluster_state_serves_every_thread_of_a_shipper(tmp_path):
+    from accre_monitor.pipeline.state_sqlite import SqliteState
+    from accre_monitor.record import build_record
 
-    state = NotifyState(str(tmp_path / "slack-state.db"))
-    state.save("slack-all", {("n1", "disk"): Seen("OK", 1.0, 1.0, None)}, ["a"])
+    state = SqliteState(str(tmp_path / "state.db"))
+    first = build_record("disk", "OK", {}, node="n1", date="2026-01-01T00:00:00+00:00")
+    second = build_record("disk", "CRITICAL", {}, node="n1", date="2026-01-01T00:01:00+00:00")
+    state.take([first])
     errors = []
 
     def use() -> None:
         try:
-            state.save("slack-all", {("n1", "disk"): Seen("CRITICAL", 2.0, 2.0, 2.0)}, ["b"])
-            assert state.sent("slack-all", ["a", "b"]) == {"a", "b"}
+            state.take([second])
+            note = {"node": "n1", "check": "disk", "status": "CRITICAL", "date": 1.0}
+            state.mark_notified("slack-all", [{**note, "id": second["id"]}])
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -384,4 +388,6 @@ def test_the_notification_state_serves_every_thread_of_a_shipper(tmp_path):
     worker.start()
     worker.join()
     assert errors == []
-    assert state.load("slack-all", [("n1", "disk")])[("n1", "disk")].status == "CRITICAL"
+    entry = state.entries()[0]
+    assert entry.status == "CRITICAL" and entry.notified["slack-all"]["id"] == second["id"]
+    state.close()

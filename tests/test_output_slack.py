@@ -17,7 +17,7 @@ from slack_server import (
 
 from accre_monitor.config import Config
 from accre_monitor.errors import ConfigError
-from accre_monitor.outcome import DELIVERED, REJECTED, RETRY
+from accre_monitor.outcome import DELIVERED, REJECTED, RETRY, StoreUnavailable
 from accre_monitor.outputs import create_output
 from accre_monitor.pipeline.filters import MinSeverity, binding_keys
 from accre_monitor.pipeline.wiring import filter_stages
@@ -94,6 +94,8 @@ def test_the_webhook_url_may_come_from_the_environment(slack, monkeypatch):
         ("timeout", 0),
         ("proxy", "socks://proxy:1080"),
         ("min_severity", "LOUD"),
+        ("min_occurrences", 0),
+        ("min_occurrences", "3"),
     ],
 )
 def test_every_setting_is_checked_when_built(slack, key, value):
@@ -266,14 +268,36 @@ def test_change_only_posts_problems_their_changes_and_the_recovery(make, slack, 
         "CRITICAL: disk_usage on cn0001 (was WARNING)",
         "OK: disk_usage on cn0001 (recovered from CRITICAL)",
     ]
-    assert (tmp_path / "slack-state.db").exists()
+    assert (tmp_path / "state.db").exists()  # the cluster state, beside the spool
+    assert not (tmp_path / "slack-state.db").exists()
 
 
-def test_change_in_one_batch_judges_each_result_after_the_one_before(make, slack):
+@pytest.mark.parametrize("notify", ["every", "change"])
+def test_in_one_batch_only_the_latest_result_of_a_check_can_speak(make, slack, notify):
+    statuses = ["OK", "WARNING", "CRITICAL"]
+    records = [rec(s, at=T0 + 60 * n) for n, s in enumerate(statuses)]
+    output = make("slack-warning", notify=notify, digest_threshold=0)
+    assert states(output.deliver(records, 5)) == [DELIVERED] * 3
+    # the older two are superseded by the time they are judged: a backlog is not replayed
+    # into the channel, the check's state is said
+    assert titles(slack) == ["CRITICAL: disk_usage on cn0001"]
+
+
+def test_a_problem_over_within_one_batch_says_nothing(make, slack):
     records = [rec(s, at=T0 + 60 * n) for n, s in enumerate(["WARNING", "WARNING", "OK"])]
     output = make("slack-warning", notify="change", digest_threshold=0)
     assert states(output.deliver(records, 5)) == [DELIVERED] * 3
-    assert len(slack.delivered()) == 2
+    assert slack.delivered() == []
+
+
+def test_each_result_is_judged_after_what_was_said_before_it(make, slack):
+    output = make("slack-warning", notify="change", digest_threshold=0)
+    for n, status in enumerate(["WARNING", "WARNING", "OK"]):
+        assert states(output.deliver([rec(status, at=T0 + 60 * n)], 5)) == [DELIVERED]
+    assert titles(slack) == [
+        "WARNING: disk_usage on cn0001",
+        "OK: disk_usage on cn0001 (recovered from WARNING)",
+    ]
 
 
 def test_an_unchanged_problem_is_repeated_after_renotify_seconds(make, slack):
@@ -293,17 +317,27 @@ def test_a_replayed_older_record_neither_posts_nor_rewinds_the_state(make, slack
     assert titles(slack) == ["CRITICAL: disk_usage on cn0001"]
 
 
-def test_a_result_waits_for_the_failed_message_it_was_judged_after(make, slack, tmp_path):
+def test_a_problem_whose_message_failed_is_said_later_once(make, slack, tmp_path):
     slack.script(RATE_LIMITED)
     first = make("slack-warning", notify="change", state_dir=str(tmp_path))
     records = [rec("WARNING", at=T0), rec("WARNING", at=T0 + 60)]
     outcomes = first.deliver(records, 5)
-    assert states(outcomes) == [RETRY, RETRY]
+    assert states(outcomes) == [DELIVERED, RETRY]  # the first is superseded: nothing to say
     assert outcomes[1].retry_after == 30.0
     # later, in another process: the problem is still said, once
     again = make("slack-warning", notify="change", state_dir=str(tmp_path))
     assert states(again.deliver(records, 5)) == [DELIVERED, DELIVERED]
+    assert states(again.deliver(records[1:], 5)) == [DELIVERED]
     assert titles(slack) == ["WARNING: disk_usage on cn0001"]
+
+
+def test_a_quiet_result_waits_behind_a_failed_message_of_its_check(make, slack):
+    slack.script(SERVER_ERROR)
+    output = make("slack-warning", notify="change")
+    older = rec("OK", at=T0)  # arriving after a newer one: superseded, quiet
+    outcomes = output.deliver([rec("CRITICAL", at=T0 + 60), older, rec("OK", node="cn2")], 5)
+    assert states(outcomes) == [RETRY, RETRY, DELIVERED]
+    assert "waits for an earlier result of its check" in outcomes[1].error
 
 
 def test_with_notify_every_a_preset_filters_by_severity(make):
@@ -322,6 +356,179 @@ def test_the_outputs_own_level_is_the_stricter_of_preset_and_section(make):
     assert make("slack-warning", notify="change", min_severity="CRITICAL").level == "CRITICAL"
     assert make("slack-critical", notify="change", min_severity="WARNING").level == "CRITICAL"
     assert make("slack-all", notify="change").level == "OK"
+
+
+# -- decided from the cluster state ----------------------------------------------------------
+
+
+def state_of(tmp_path):
+    from accre_monitor.pipeline.state_sqlite import SqliteState
+
+    return SqliteState(str(tmp_path / "state.db"))
+
+
+@pytest.mark.parametrize(
+    "notify, posted",
+    [
+        ("every", ["OK", "CRITICAL", "OK"]),
+        ("change", ["CRITICAL", "OK"]),
+    ],
+)
+def test_a_recovery_is_posted_whichever_shipper_said_the_problem(
+    make, slack, tmp_path, notify, posted
+):
+    # two shippers sharing one state: the problem said by one, the recovery seen by the other
+    first = make("slack-all", notify=notify, state_dir=str(tmp_path))
+    first.deliver([rec("OK", at=T0)], 5)
+    first.deliver([rec("CRITICAL", at=T0 + 60)], 5)
+    second = make("slack-all", notify=notify, state_dir=str(tmp_path))
+    assert states(second.deliver([rec("OK", at=T0 + 120)], 5)) == [DELIVERED]
+    assert [title.split(":")[0] for title in titles(slack)] == posted
+
+
+def test_what_each_output_said_is_its_own(make, slack, tmp_path):
+    warning = make("slack-warning", notify="change", state_dir=str(tmp_path))
+    critical = make("slack-critical", notify="change", state_dir=str(tmp_path))
+    record = rec("WARNING", at=T0)
+    warning.deliver([record], 5)
+    critical.deliver([record], 5)
+    said = state_of(tmp_path).entries()[0].notified
+    assert set(said) == {"slack-warning"} and said["slack-warning"]["id"] == record["id"]
+
+
+def test_a_record_the_state_took_first_is_still_posted_once(make, slack, tmp_path):
+    from accre_monitor.outputs import create_output
+
+    state = create_output("state", {}, state_dir=str(tmp_path))
+    older, newer = rec("WARNING", at=T0), rec("CRITICAL", at=T0 + 60)
+    assert states(state.deliver([older, newer], 5)) == [DELIVERED, DELIVERED]
+    state.close()
+    output = make("slack-warning", notify="change", state_dir=str(tmp_path))
+    assert states(output.deliver([older], 5)) == [DELIVERED]  # superseded: quiet
+    assert states(output.deliver([newer], 5)) == [DELIVERED]
+    assert states(output.deliver([newer], 5)) == [DELIVERED]  # said: never twice
+    assert titles(slack) == ["CRITICAL: disk_usage on cn0001"]
+
+
+def test_the_same_record_twice_in_one_batch_is_posted_once(make, slack):
+    record = rec("CRITICAL")
+    outcomes = make().deliver([record, dict(record)], 5)
+    assert states(outcomes) == [DELIVERED, DELIVERED] and outcomes[1].duplicate
+    assert len(slack.delivered()) == 1
+
+
+def silence(tmp_path, **fields):
+    from accre_monitor.pipeline.state import Silence
+
+    defaults = {"id": "s1", "node": "cn0001", "check": "disk_*", "comment": "disk swap"}
+    store = state_of(tmp_path)
+    try:
+        return store.add_silence(Silence(**{**defaults, **fields}))
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("notify", ["every", "change"])
+def test_a_silenced_problem_is_delivered_unposted_and_so_is_its_recovery(
+    make, slack, tmp_path, notify
+):
+    silence(tmp_path, begin=time.time() - 5, end=time.time() + 3600)
+    output = make("slack-all", notify=notify, state_dir=str(tmp_path))
+    outcomes = output.deliver([rec("CRITICAL", at=T0), rec("CRITICAL", node="cn0002", at=T0)], 5)
+    assert states(outcomes) == [DELIVERED, DELIVERED]
+    assert titles(slack) == ["CRITICAL: disk_usage on cn0002"]  # another node: not silenced
+    entry = next(e for e in state_of(tmp_path).entries() if e.node == "cn0001")
+    assert entry.status == "CRITICAL" and entry.silenced == ["s1"]  # the state has it
+    store = state_of(tmp_path)
+    store.remove_silence("s1")
+    store.close()
+    assert states(output.deliver([rec("OK", at=T0 + 60)], 5)) == [DELIVERED]
+    # a recovery is posted only if this output had posted the problem
+    assert titles(slack) == ["CRITICAL: disk_usage on cn0002"]
+
+
+def test_a_silence_that_ended_or_has_not_begun_silences_nothing(make, slack, tmp_path):
+    silence(tmp_path, id="over", begin=time.time() - 600, end=time.time() - 1)
+    silence(tmp_path, id="later", begin=time.time() + 600)
+    output = make("slack-all", state_dir=str(tmp_path))
+    assert states(output.deliver([rec("CRITICAL")], 5)) == [DELIVERED]
+    assert len(slack.delivered()) == 1
+
+
+@pytest.mark.parametrize(
+    "notify, posted",
+    [
+        ("change", ["CRITICAL", "OK"]),
+        ("every", ["CRITICAL", "CRITICAL", "OK"]),
+    ],
+)
+def test_min_occurrences_posts_a_problem_from_its_nth_result_and_then_its_recovery(
+    make, slack, notify, posted
+):
+    output = make("slack-warning", notify=notify, min_occurrences=3, renotify=0)
+    sequence = ["CRITICAL", "CRITICAL", "CRITICAL", "CRITICAL", "OK"]
+    for n, status in enumerate(sequence):
+        assert states(output.deliver([rec(status, at=T0 + 60 * n)], 5)) == [DELIVERED]
+        if n == 1:
+            assert slack.delivered() == []
+    assert [title.split(":")[0] for title in titles(slack)] == posted
+    if notify == "change":
+        assert titles(slack)[1] == "OK: disk_usage on cn0001 (recovered from CRITICAL)"
+
+
+@pytest.mark.parametrize("notify", ["every", "change"])
+def test_min_occurrences_a_single_problem_and_its_recovery_post_nothing(make, slack, notify):
+    output = make("slack-all", notify=notify, min_occurrences=3)
+    for n, status in enumerate(["OK", "CRITICAL", "OK"]):
+        output.deliver([rec(status, at=T0 + 60 * n, node="cn7")], 5)
+    posted = [title.split(":")[0] for title in titles(slack)]
+    assert posted == (["OK"] if notify == "every" else [])  # the first OK, with "every"
+
+
+def test_a_stale_record_is_posted_whatever_min_occurrences_and_recovers(make, slack):
+    from accre_monitor.pipeline.state import stale_record
+
+    output = make("slack-warning", notify="change", min_occurrences=3)
+    output.deliver([rec("OK", at=T0)], 5)
+    entry = output.state_store().entries()[0]
+    output.deliver([stale_record(entry, "UNKNOWN", T0 + 600)], 5)
+    output.deliver([rec("OK", at=T0 + 660)], 5)
+    assert titles(slack) == [
+        "UNKNOWN: disk_usage on cn0001",
+        "OK: disk_usage on cn0001 (recovered from UNKNOWN)",
+    ]
+
+
+def test_a_state_that_cannot_be_reached_holds_the_batch_unposted(slack, tmp_path):
+    from accre_monitor.outputs import create_output
+
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    output = create_output(
+        "slack-all",
+        {"webhook_url": slack.url, "min_interval": 0},
+        state={"url": f"sqlite:///{blocked}/state.db"},
+    )
+    try:  # every record of the batch is retried later (StoreUnavailable)
+        with pytest.raises(StoreUnavailable, match="cannot use the cluster state"):
+            output.deliver([rec("CRITICAL")], 5)
+    finally:
+        output.close()
+    assert slack.requests == []
+
+
+def test_the_notification_state_of_earlier_versions_is_set_aside_once(
+    make, slack, tmp_path, capsys
+):
+    old = tmp_path / "slack-state.db"
+    old.write_bytes(b"SQLite format 3\x00")
+    (tmp_path / "slack-state.db-wal").write_bytes(b"")
+    make(state_dir=str(tmp_path)).deliver([rec("CRITICAL")], 5)
+    make(state_dir=str(tmp_path)).deliver([rec("CRITICAL", node="cn2")], 5)
+    assert not old.exists() and (tmp_path / "slack-state.db.unused").exists()
+    assert (tmp_path / "slack-state.db.unused-wal").exists()
+    assert capsys.readouterr().err.count("slack-state.db is no longer used") == 1
+    assert len(slack.delivered()) == 2
 
 
 # -- proxy ---------------------------------------------------------------------------------

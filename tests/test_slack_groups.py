@@ -395,8 +395,14 @@ def test_a_grouping_setting_out_of_bounds_is_one_clear_error(key, value):
 # -- the real outputs, over HTTP ------------------------------------------------------------
 
 
+_CLOCK = [0.0]
+
+
 def rec(node, status, check="ib_link"):
-    return build_record(check, status, {}, f"IB link {status}", node=node)
+    """A record dated a millisecond after the one made before it: results of one check on
+    one node never share a date, as results a check takes a run apart never do."""
+    _CLOCK[0] = max(_CLOCK[0] + 0.001, time.time())
+    return build_record(check, status, {}, f"IB link {status}", node=node, date=iso_now(_CLOCK[0]))
 
 
 class Pipeline:

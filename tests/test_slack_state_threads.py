@@ -1,5 +1,5 @@
 """The shipper delivers each batch in whichever worker thread is free: one Slack output,
-with its notification state in a file, must take batches from any of them."""
+deciding from the cluster state in a file, must take batches from any of them."""
 
 from __future__ import annotations
 
@@ -48,4 +48,4 @@ def test_batches_from_several_worker_threads_all_reach_slack(slack, tmp_path, no
     assert results == [[DELIVERED]] * 4
     assert len(slack.delivered()) == 4
     output.close()  # and closed from yet another thread
-    assert (tmp_path / "slack-state.db").exists()
+    assert (tmp_path / "state.db").exists()
