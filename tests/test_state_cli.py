@@ -10,6 +10,7 @@ import time
 
 import pytest
 from servers import RedisServer, free_port, missing_reason
+from test_rabbitmq import wait_until
 
 from accre_monitor.dates import epoch_seconds
 from accre_monitor.pipeline.state import stale_record
@@ -108,17 +109,6 @@ def one_line_error(result) -> str:
     return lines[0]
 
 
-def wait_for(condition, timeout: float = 15.0, what: str = "the condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not happen within {timeout} s")
-        time.sleep(0.1)
-
-
 # -- silences --------------------------------------------------------------------------------
 
 
@@ -176,7 +166,7 @@ def test_a_silence_expires_by_itself(state):
     (item,) = state.json("overview")
     assert item["silenced"] == [silence_id]
 
-    wait_for(lambda: state.json("silence", "list") == [], what="the silence's expiry")
+    wait_until(lambda: state.json("silence", "list") == [], what="the silence's expiry")
     (item,) = state.json("overview")
     assert item["silenced"] == []
 
@@ -392,7 +382,7 @@ def test_overview_marks_a_silence_that_began_after_the_record_was_taken(state):
     ).strip()  # fmt: skip
     (item,) = state.json("overview")
     assert item["silenced"] == []  # not begun yet
-    wait_for(
+    wait_until(
         lambda: state.json("overview")[0]["silenced"] == [silence_id],
         what="the silence's beginning",
     )

@@ -14,8 +14,7 @@ import time
 import uuid
 
 import pytest
-from servers import missing_reason
-from test_outage import RedisStore
+import test_rabbitmq
 from test_rabbitmq import Node, Shipper, wait_until
 
 from accre_monitor.pipeline.state_sqlite import SqliteState
@@ -24,16 +23,9 @@ from accre_monitor.record import iso_now, new_id
 
 pytestmark = pytest.mark.integration
 
+redis_store = test_rabbitmq.redis_store  # the fixture, shared
+
 STALE_TEXT = re.compile(r"^no result for (\S+) from (\S+) since \d\d:\d\d:\d\d \(ttl (\S+) s\)$")
-
-
-@pytest.fixture
-def redis_store():
-    if missing_reason("redis"):
-        pytest.skip(missing_reason("redis"))
-    store = RedisStore()
-    yield store
-    store.close()
 
 
 def stored(redis_store) -> list[dict]:
