@@ -33,6 +33,7 @@ from accre_monitor.redaction import scrub
 from accre_monitor.sqlite_files import (
     create_private,
     is_corruption,
+    open_new_or_existing,
     retry_busy,
     run_script,
     set_aside,
@@ -120,7 +121,8 @@ class Entry:
 
 
 class Spool:
-    """The spool file at `settings["path"]`, created (0600, in a 0700 directory) if missing.
+    """The spool file at `settings["path"]`, created (0600, in a 0700 directory) if missing;
+    0660 in a directory shared by a group (setgid, group-writable), for every user of it.
 
     `readonly` opens an existing file for reading only: nothing is created or written, and
     a corrupt file raises SpoolCorrupt instead of being set aside.
@@ -219,7 +221,7 @@ class Spool:
         self.close()
         directory = os.path.dirname(self.path) or "."
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        fd = os.open(self.path + ".recover", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = open_new_or_existing(self.path + ".recover", os.O_RDWR | os.O_CLOEXEC)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
