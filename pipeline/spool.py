@@ -163,7 +163,9 @@ class Spool:
             if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
                 with transaction(db):
                     version = db.execute("PRAGMA user_version").fetchone()[0]
-                    if version == 1:  # a spool of an earlier release: keep its entries
+                    # a spool of an earlier release: keep its entries. A process of that
+                    # release may also have stamped version 1 back on a migrated spool.
+                    if version == 1 and not _has_column(db, "queue", "not_before"):
                         db.execute(
                             "ALTER TABLE queue ADD COLUMN not_before REAL NOT NULL DEFAULT 0"
                         )
@@ -689,6 +691,10 @@ def _key(record: dict[str, Any]) -> tuple[str, str, int] | None:
         return node, check, epoch_micros(record.get("date"))
     except (TypeError, ValueError, OverflowError):
         return None
+
+
+def _has_column(db: sqlite3.Connection, table: str, column: str) -> bool:
+    return any(row[1] == column for row in db.execute(f"PRAGMA table_info({table})"))
 
 
 def _still_corrupt(path: str) -> bool:
