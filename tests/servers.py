@@ -2,7 +2,7 @@
 
 Every class owns one ``subprocess.Popen`` child (RabbitMQ: two, the node and its own epmd) that
 listens on 127.0.0.1 on a free port and keeps its data in a private temporary directory.
-``docs/test-servers.md`` tells how each server is installed and run.
+``docs/development.md`` ("Test servers") tells how each server is installed and run.
 
 Common API (``_Server``)::
 
