@@ -171,9 +171,11 @@ class CheckOptions:
         return parsed
 
     def _unknown(self, unknown: list[str]) -> str:
-        from accre_monitor.options import GLOBAL_OPTIONS
+        from accre_monitor.options import GLOBAL_OPTIONS, VERSION_FLAG
 
         for name in unknown:
+            if f"--{name}" == VERSION_FLAG:
+                return f"{VERSION_FLAG} is an accre-monitor option: run accre-monitor --version"
             if f"--{name}" in GLOBAL_OPTIONS:
                 return (
                     f"--{name} is an accre-monitor option: it goes before the check name "

@@ -9,7 +9,8 @@ from accre_monitor.status import EXITCODE_MAPS, UNKNOWN
 
 USAGE = (
     "usage: accre-monitor [--config PATH] [--options JSON] [--outputs NAME,...]"
-    " [--timeout SECONDS] CHECK [--key value ...]"
+    " [--timeout SECONDS] CHECK [--key value ...]\n"
+    "       accre-monitor -h | --version"
 )
 
 TYPE_CHECKING = False
@@ -30,6 +31,8 @@ def run(argv: list[str]) -> int:
     config = line = None
     try:
         line = parse_command_line(argv)
+        if line.version:  # needs no config: it must work even when the config is broken
+            return print_version()
         config = load_config(line.globals.get("config"))
         unknown = EXITCODE_MAPS[config.system][UNKNOWN]
         if line.check is None:
@@ -180,6 +183,7 @@ def print_overview(config: Any) -> int:
         "  --options JSON      the check's options as a JSON object",
         "  --outputs NAME,...  outputs for this run, instead of the configured ones",
         "  --timeout SECONDS   stop the check after this long (0: no limit)",
+        "  --version           the installed version of accre-monitor",
         "",
         "check options (after the check name): --key value, --key=value, --flag",
         "",
@@ -187,6 +191,13 @@ def print_overview(config: Any) -> int:
     ]
     lines += [f"  {name:<{width}}  {summary(func)}".rstrip() for name, func in checks.items()]
     sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def print_version() -> int:
+    from accre_monitor.version import version_line
+
+    sys.stdout.write(version_line("accre-monitor") + "\n")
     return 0
 
 

@@ -17,18 +17,20 @@ if TYPE_CHECKING:
 # The command's own options, which go before the check name; all take a value.
 GLOBAL_OPTIONS = ("--config", "--options", "--outputs", "--timeout")
 HELP_FLAGS = ("-h", "--help")
+VERSION_FLAG = "--version"
 
 
 class CommandLine:
     """What the user asked for."""
 
-    __slots__ = ("globals", "check", "check_args", "help")
+    __slots__ = ("globals", "check", "check_args", "help", "version")
 
     def __init__(self) -> None:
         self.globals: dict[str, str] = {}
         self.check: str | None = None
         self.check_args: list[str] = []
         self.help = False
+        self.version = False
 
 
 def parse_command_line(argv: list[str]) -> CommandLine:
@@ -41,12 +43,16 @@ def parse_command_line(argv: list[str]) -> CommandLine:
             line.help = True
             index += 1
             continue
+        if arg == VERSION_FLAG:  # before the check name only: after it, it is the check's
+            line.version = True
+            index += 1
+            continue
         if arg.startswith("-") and arg != "-":
             key, has_value, value = arg.partition("=")
             if key not in GLOBAL_OPTIONS:
                 raise UserError(
                     f"unknown option {key} before the check name "
-                    f"(the command's options are {', '.join(GLOBAL_OPTIONS)})"
+                    f"(the command's options are {', '.join(GLOBAL_OPTIONS)}, {VERSION_FLAG})"
                 )
             if not has_value:
                 if index + 1 >= len(argv):

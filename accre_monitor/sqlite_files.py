@@ -1,6 +1,7 @@
 """Small local SQLite files many processes write at once: the spool, an output's own state.
 
-What they share: a private file (0600 in a 0700 directory), WAL mode, short `BEGIN
+What they share: a private file (0600 in a 0700 directory), or one shared by a group in a
+directory of that group (see `new_file_mode`), WAL mode, short `BEGIN
 IMMEDIATE` transactions, `database is locked` retried with jitter until a busy timeout, and a
 file SQLite finds corrupt renamed aside (with its -wal and -shm) so that a fresh one can
 take over instead of failing every write forever.
@@ -36,13 +37,46 @@ def is_busy(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
+SHARED_DIRECTORY = 0o2070  # setgid and group rwx: `install -d -g GROUP -m 2770 DIR`
+
+
+def new_file_mode(directory: str) -> int:
+    """The mode of a file made in `directory`: 0660 where the directory is shared by a group
+    (setgid, so the file takes the directory's group, and group-writable), else 0600.
+
+    One spool per node serves every user that runs checks (and the shipper): their group
+    owns the directory, and each file any of them creates must stay writable by the others,
+    whatever that user's umask. SQLite gives its -wal and -shm files the database's mode.
+    """
+    mode = os.stat(directory or ".").st_mode
+    return 0o660 if mode & SHARED_DIRECTORY == SHARED_DIRECTORY else 0o600
+
+
+def open_new_or_existing(path: str, flags: int) -> int:
+    """A descriptor on `path`, created with `new_file_mode` (exactly, despite the umask)
+    if it does not exist; an existing file keeps the mode it was given."""
+    mode = new_file_mode(os.path.dirname(path))
+    while True:
+        try:
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, mode)
+        except FileExistsError:
+            try:
+                return os.open(path, flags)
+            except FileNotFoundError:  # removed meanwhile (set aside): make it afresh
+                continue
+        if mode != 0o600:
+            os.fchmod(fd, mode)
+        return fd
+
+
 def create_private(path: str) -> None:
-    """Make sure `path` exists, readable by this user only, in a directory only it enters."""
+    """Make sure `path` exists: readable by this user only, in a directory only it enters
+    (made 0700 when missing), or by the group of a shared directory (`new_file_mode`)."""
     directory = os.path.dirname(path)
     if directory:
         os.makedirs(directory, mode=0o700, exist_ok=True)
     if not os.path.exists(path):
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.close(open_new_or_existing(path, os.O_WRONLY | os.O_CLOEXEC))
 
 
 def retry_busy(

@@ -8,6 +8,7 @@
     accre-pipeline [--config PATH] overview [--json] [--node GLOB] [--check GLOB]
     accre-pipeline [--config PATH] silence add|list|remove ...
     accre-pipeline [--config PATH] forget --node NAME [--check NAME]
+    accre-pipeline --version
 
 The config is found as `accre-monitor` finds it (`--config PATH` may also follow the
 command). A problem with a delivery setting is
@@ -47,6 +48,7 @@ from accre_monitor.pipeline.spool import Spool, SpoolCorrupt
 from accre_monitor.pipeline.state_cli import forget
 from accre_monitor.pipeline.topology import declare, queue_name, queue_specs, retry_queues
 from accre_monitor.redaction import scrub, scrub_all
+from accre_monitor.version import version_line
 
 _config_path: str | None = None
 
@@ -354,6 +356,7 @@ def build_parser() -> argh.ArghParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", metavar="PATH", help="config file (as for accre-monitor)")
+    parser.add_argument("--version", action=_PrintVersion, help="the installed version, and exit")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="PATH", help="config file (as for accre-monitor)")
     func_kwargs = {"formatter_class": argparse.RawDescriptionHelpFormatter, "parents": [common]}
@@ -368,6 +371,17 @@ def build_parser() -> argh.ArghParser:
     )
     _require_subcommand(parser, "silence")
     return parser
+
+
+class _PrintVersion(argparse.Action):
+    """`--version`: the installed distribution's version, read only when asked."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        sys.stdout.write(version_line(parser.prog) + "\n")
+        parser.exit()
 
 
 def _require_subcommand(parser: argparse.ArgumentParser, group: str) -> None:

@@ -33,6 +33,7 @@ from accre_monitor.redaction import scrub
 from accre_monitor.sqlite_files import (
     create_private,
     is_corruption,
+    open_new_or_existing,
     retry_busy,
     run_script,
     set_aside,
@@ -120,7 +121,8 @@ class Entry:
 
 
 class Spool:
-    """The spool file at `settings["path"]`, created (0600, in a 0700 directory) if missing.
+    """The spool file at `settings["path"]`, created (0600, in a 0700 directory) if missing;
+    0660 in a directory shared by a group (setgid, group-writable), for every user of it.
 
     `readonly` opens an existing file for reading only: nothing is created or written, and
     a corrupt file raises SpoolCorrupt instead of being set aside.
@@ -161,7 +163,9 @@ class Spool:
             if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
                 with transaction(db):
                     version = db.execute("PRAGMA user_version").fetchone()[0]
-                    if version == 1:  # a spool of an earlier release: keep its entries
+                    # a spool of an earlier release: keep its entries. A process of that
+                    # release may also have stamped version 1 back on a migrated spool.
+                    if version == 1 and not _has_column(db, "queue", "not_before"):
                         db.execute(
                             "ALTER TABLE queue ADD COLUMN not_before REAL NOT NULL DEFAULT 0"
                         )
@@ -219,7 +223,7 @@ class Spool:
         self.close()
         directory = os.path.dirname(self.path) or "."
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        fd = os.open(self.path + ".recover", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = open_new_or_existing(self.path + ".recover", os.O_RDWR | os.O_CLOEXEC)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
@@ -687,6 +691,10 @@ def _key(record: dict[str, Any]) -> tuple[str, str, int] | None:
         return node, check, epoch_micros(record.get("date"))
     except (TypeError, ValueError, OverflowError):
         return None
+
+
+def _has_column(db: sqlite3.Connection, table: str, column: str) -> bool:
+    return any(row[1] == column for row in db.execute(f"PRAGMA table_info({table})"))
 
 
 def _still_corrupt(path: str) -> bool:

@@ -12,8 +12,9 @@ OTHER = 65534  # nobody
 needs_root = pytest.mark.skipif(os.getuid() != 0, reason="needs root to act as another user")
 
 
-def run_as(uid: int, func: Callable[[], str]) -> str:
-    """`func()` in a forked child that has become `uid` (groups dropped): what it returned.
+def run_as(uid: int, func: Callable[[], str], groups: tuple[int, ...] = ()) -> str:
+    """`func()` in a forked child that has become `uid`, with only the supplementary
+    `groups` (none by default): what it returned.
 
     A fork rather than a new interpreter: that user may not be able to reach this Python.
     An exception in the child comes back as its type and message.
@@ -24,7 +25,7 @@ def run_as(uid: int, func: Callable[[], str]) -> str:
         answer = "child failed"
         try:
             os.close(read_end)
-            os.setgroups([])
+            os.setgroups(list(groups))
             os.setgid(uid)
             os.setuid(uid)
             answer = func()

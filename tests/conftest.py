@@ -12,6 +12,9 @@ import pytest
 from servers import NscaServer, RabbitServer, missing_reason
 from slack_server import SlackServer
 
+# after pytest's last line: the tests skipped for a missing server, and what installs them
+pytest_plugins = ["skip_summary"]
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 

@@ -2,7 +2,7 @@
 
 Every class owns one ``subprocess.Popen`` child (RabbitMQ: two, the node and its own epmd) that
 listens on 127.0.0.1 on a free port and keeps its data in a private temporary directory.
-``docs/test-servers.md`` tells how each server is installed and run.
+``docs/development.md`` ("Test servers") tells how each server is installed and run.
 
 Common API (``_Server``)::
 
@@ -100,7 +100,7 @@ def missing_reason(kind: str) -> str | None:
     """Why servers of ``kind`` cannot run here, naming what to install; ``None`` if they can.
 
     Kinds: ``redis``, ``couch``, ``rabbit``, ``nsca`` (the daemon), ``send_nsca`` (the client),
-    ``nagios``.
+    ``nagios``, ``chromium`` (the browser the status page is tested in).
     """
     if kind == "redis":
         if not _which("redis-server"):
@@ -132,9 +132,29 @@ def missing_reason(kind: str) -> str | None:
                 "nagios4 not found: apt-get install --no-install-recommends nagios4-core, "
                 f"or {INSTALL_HINT}"
             )
+    elif kind == "chromium":
+        if not _which("chromium"):
+            return f"chromium not found: apt-get install chromium, or {INSTALL_HINT}"
     else:
         raise ValueError(f"unknown server kind {kind!r}")
     return None
+
+
+# What `.ci/install-servers NAME...` installs, each with the kinds of server it gives.
+INSTALLABLE = {
+    "redis-server": ("redis",),
+    "rabbitmq-server": ("rabbit",),
+    "nsca": ("nsca", "send_nsca"),
+    "nagios4": ("nagios",),
+    "pouchdb-server": ("couch",),
+    "chromium": ("chromium",),
+}
+
+
+def missing_servers() -> list[str]:
+    """The names `.ci/install-servers` takes for what this machine lacks: the servers whose
+    tests would be skipped here (`missing_reason`)."""
+    return [name for name, kinds in INSTALLABLE.items() if any(map(missing_reason, kinds))]
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -1049,3 +1069,13 @@ class NagiosServer(_Server):
             if (fields is not None and check(fields)) or time.monotonic() > deadline:
                 return fields
             time.sleep(0.05)
+
+
+if __name__ == "__main__":
+    # `python3 tests/servers.py --missing`: for ./run-tests and .ci/install-servers, which run
+    # before any virtualenv exists (this module needs only the standard library).
+    import sys
+
+    if sys.argv[1:] != ["--missing"]:
+        sys.exit("usage: servers.py --missing")
+    print(" ".join(missing_servers()))

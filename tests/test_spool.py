@@ -287,6 +287,23 @@ def test_what_a_store_asked_to_hold_back_is_not_taken_even_when_draining_everyth
     assert spool.claim("slack", 5, due_only=False) == []
 
 
+def test_a_spool_an_earlier_release_set_back_to_its_version_opens_again(tmp_path):
+    """A process of the first release that writes a migrated spool sets its version back to 1
+    (it creates its tables if missing, then stamps its version): the next process of this
+    release migrates it again instead of failing on the column it already has."""
+    spool = make_spool(tmp_path)
+    spool.add(entries(1))
+    spool.close()
+    db = sqlite3.connect(spool.path)
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    again = make_spool(tmp_path)
+    again.add(entries(1, start=1))
+    assert again.pending("redis") == 2
+    assert again.db.execute("PRAGMA user_version").fetchone()[0] == 3
+
+
 def test_a_spool_of_the_earlier_schema_keeps_its_entries(tmp_path):
     path = tmp_path / "old.db"
     db = sqlite3.connect(path, isolation_level=None)

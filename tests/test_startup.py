@@ -14,6 +14,7 @@ HEAVY = (
     "enum",
     "importlib",
     "importlib.util",
+    "importlib.metadata",
     "typing",
     "orjson",
     "structlog",
