@@ -88,6 +88,11 @@ def pouchdb_binary() -> str | None:
     return shutil.which("pouchdb-server")
 
 
+def chromium_binary() -> str | None:
+    """Debian's chromium (`apt-get install chromium`), which the browser tests drive."""
+    return _which("chromium")
+
+
 def _epmd_binary() -> str | None:
     found = _which("epmd")
     if found:
@@ -100,7 +105,7 @@ def missing_reason(kind: str) -> str | None:
     """Why servers of ``kind`` cannot run here, naming what to install; ``None`` if they can.
 
     Kinds: ``redis``, ``couch``, ``rabbit``, ``nsca`` (the daemon), ``send_nsca`` (the client),
-    ``nagios``.
+    ``nagios``, ``chromium`` (the browser the status page is tested in).
     """
     if kind == "redis":
         if not _which("redis-server"):
@@ -132,6 +137,9 @@ def missing_reason(kind: str) -> str | None:
                 "nagios4 not found: apt-get install --no-install-recommends nagios4-core, "
                 f"or {INSTALL_HINT}"
             )
+    elif kind == "chromium":
+        if chromium_binary() is None:
+            return f"chromium not found: apt-get install chromium, or {INSTALL_HINT}"
     else:
         raise ValueError(f"unknown server kind {kind!r}")
     return None
