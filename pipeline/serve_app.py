@@ -88,8 +88,8 @@ class Service:
         self.config = config
         self.token: str | None = settings["token"]
         self.refresh = float(settings["refresh"])
-        # a read is shared for under a refresh: each page sees every refresh's news
-        self.view = StateView(config, max_age=min(self.refresh / 2, 2.0))
+        # a read is served for under a refresh: each page sees every refresh's news
+        self.view = StateView(config, max_age=min(self.refresh / 2, 2.0), extra=self.extra())
         self.metrics = Metrics(self.view)
 
     def extra(self) -> dict[str, Any]:
@@ -169,12 +169,7 @@ def api_grid(request: Request) -> Response:
         snapshot = service.view.snapshot()
     except StateUnavailable as exc:
         return unavailable(exc)
-    extra = service.extra()
-    return encoded(
-        request,
-        lambda: snapshot.grid_bytes(extra),
-        lambda: snapshot.grid_bytes(extra, gzipped=True),
-    )
+    return encoded(request, snapshot.grid_bytes, lambda: snapshot.grid_bytes(gzipped=True))
 
 
 def node_json(entry: Entry, silences: list[Any], back: float, now: float) -> dict[str, Any]:

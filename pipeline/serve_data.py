@@ -2,9 +2,14 @@
 
 A page open in a dozen browsers refreshes every few seconds, and Prometheus scrapes on its
 own clock: each of them reading every entry of a 60,000-entry state would keep a core busy.
-`StateView` reads the state at most once per `max_age` seconds (one reader at a time, the
-others wait for it and share what it read), only when something asks, and keeps the JSON it
-serves already encoded (and gzipped) for as long as the read is current.
+`StateView` serves every request from one read of the state, a `Snapshot`, which keeps the
+JSON it serves already encoded (and gzipped). Once a snapshot is older than `max_age` (or
+twice as long as it took to read and encode, whichever is longer: at most a third of a
+core goes to reading, however large the state), the next request still gets it, and starts
+one read in the background; the requests after that get the new one, encoded before it is
+served. Nobody waits for a read but the first request, the first after a write of this
+server (a silence added shows at once), and those after a read that failed (the state is
+down: they are told so, in one line). Nothing is read while nobody asks.
 
 Two JSON forms are served:
 
@@ -52,6 +57,7 @@ from accre_monitor.pipeline.watchdog import last_round
 from accre_monitor.status import CRITICAL, SEVERITY, STATUSES
 
 SHORT_MAX = 200  # characters of a short text in the grid (the node's page shows it whole)
+FORMS = ("state", "state.gz", "grid", "grid.gz")  # the encoded forms a snapshot serves
 FAILURE_HOLD = 1.0  # seconds a failed read is answered from memory before trying again
 _TRAILING_NUMBER = re.compile(r"^(.*?)(\d+)$")
 _CODE = {status: index for index, status in enumerate(STATUSES)}
@@ -75,6 +81,7 @@ class Snapshot:
     watchdog: dict[str, Any] | None
     read_seconds: float
     empty: bool = False  # no state yet: nothing was ever taken
+    extra: dict[str, Any] = field(default_factory=dict)  # what the grid carries beside
     _cache: dict[str, Any] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -115,9 +122,19 @@ class Snapshot:
         plain = self.once("state", lambda: orjson.dumps(self.items()))
         return self.once("state.gz", lambda: _gzip(plain)) if gzipped else plain
 
-    def grid_bytes(self, extra: dict[str, Any], gzipped: bool = False) -> bytes:
-        plain = self.once("grid", lambda: orjson.dumps({**grid(self), **extra}))
+    def grid_bytes(self, gzipped: bool = False) -> bytes:
+        plain = self.once("grid", lambda: orjson.dumps({**grid(self), **self.extra}))
         return self.once("grid.gz", lambda: _gzip(plain)) if gzipped else plain
+
+    def built(self) -> list[str]:
+        """The forms asked of this snapshot (a new one builds them before it is served)."""
+        with self._lock:
+            return [name for name in FORMS if name in self._cache]
+
+    def build(self, names: list[str]) -> None:
+        for name in names:
+            gzipped = name.endswith(".gz")
+            (self.state_bytes if name.startswith("state") else self.grid_bytes)(gzipped)
 
     def active_silences(self) -> list[Silence]:
         return [s for s in self.silences if s.active(self.now)]
@@ -258,18 +275,25 @@ def per_check(snapshot: Snapshot) -> dict[str, dict[str, int]]:
 
 
 class StateView:
-    """The state `[state]` names, read at most once per `max_age` seconds."""
+    """The state `[state]` names, as snapshots (see the module docstring)."""
 
-    def __init__(self, config: Any, max_age: float) -> None:
+    def __init__(self, config: Any, max_age: float, extra: dict[str, Any] | None = None) -> None:
         self.config = config
         self.max_age = max_age
+        self.extra = extra or {}
         self.location = where(config)
         self._store: StateStore | None = None
-        self._lock = threading.Lock()  # one read at a time; the others share it
         self._store_lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the fields below
+        self._reading = threading.Lock()  # one read at a time
         self._snapshot: Snapshot | None = None
-        self._taken = 0.0  # monotonic time of the last read (or failure)
-        self._failure: str | None = None
+        self._read_at = 0.0  # monotonic time the snapshot was ready
+        self._lifetime = max_age
+        self._failure: str | None = None  # the last read failed: why
+        self._failed_at = 0.0
+        self._dirty = False  # this server wrote: the next request reads afresh
+        self._refreshing = False
+        self._reads = 0  # reads done (or failed): those who waited share the last one
 
     def store(self) -> StateStore:
         """The store, opened on first use and kept (ConfigError: a URL it cannot use)."""
@@ -294,24 +318,66 @@ class StateView:
     def invalidate(self) -> None:
         """The next request reads the state afresh (after a write of this server's)."""
         with self._lock:
-            self._snapshot, self._failure = None, None
+            self._dirty = True
 
     def snapshot(self) -> Snapshot:
-        """The current snapshot, read now if the last one is older than `max_age`;
-        StateUnavailable when the state cannot be read."""
+        """The snapshot to serve now (see the module docstring); StateUnavailable when the
+        state cannot be read."""
+        now = time.monotonic()
         with self._lock:
-            age = time.monotonic() - self._taken
-            if self._failure is not None and age < min(FAILURE_HOLD, self.max_age):
-                raise StateUnavailable(self._failure)
-            if self._snapshot is not None and age < self.max_age:
-                return self._snapshot
-            self._taken = time.monotonic()
-            try:
-                self._snapshot, self._failure = self._read(), None
-            except StateUnavailable as exc:
-                self._snapshot, self._failure = None, str(exc)
-                raise
-            return self._snapshot
+            current, failure, reads = self._snapshot, self._failure, self._reads
+            if failure is not None and now - self._failed_at < FAILURE_HOLD:
+                raise StateUnavailable(failure)
+            if current is not None and failure is None and not self._dirty:
+                if now - self._read_at >= self._lifetime and not self._refreshing:
+                    self._refreshing = True
+                    threading.Thread(target=self._refresh, args=(reads,), daemon=True).start()
+                return current
+        return self._read_now(reads)
+
+    def _read_now(self, reads: int) -> Snapshot:
+        with self._reading:
+            with self._lock:
+                if self._reads != reads:  # read meanwhile, while this one waited
+                    if self._failure is not None:
+                        raise StateUnavailable(self._failure)
+                    if self._snapshot is not None and not self._dirty:
+                        return self._snapshot
+            return self._read_once()
+
+    def _refresh(self, reads: int) -> None:
+        try:
+            with self._reading:
+                if self._reads == reads:
+                    self._read_once()
+        except StateUnavailable:
+            pass  # kept as the failure: the next request says it
+        finally:
+            with self._lock:
+                self._refreshing = False
+
+    def _read_once(self) -> Snapshot:
+        """Read the state, build the forms the last snapshot was asked for, and serve it
+        from now on (the caller holds `_reading`)."""
+        with self._lock:
+            wanted = self._snapshot.built() if self._snapshot is not None else []
+            self._dirty = False
+        started = time.monotonic()
+        try:
+            snapshot = self._read()
+            snapshot.build(wanted)
+        except StateUnavailable as exc:
+            with self._lock:
+                self._failure, self._failed_at = str(exc), time.monotonic()
+                self._reads += 1
+            raise
+        spent = time.monotonic() - started
+        with self._lock:
+            self._snapshot, self._failure = snapshot, None
+            self._read_at = time.monotonic()
+            self._lifetime = max(self.max_age, 2 * spent)
+            self._reads += 1
+        return snapshot
 
     def use(self, work: Any) -> Any:
         """`work(store)`, with a store that cannot be reached as StateUnavailable."""
@@ -333,7 +399,9 @@ class StateView:
         started = time.monotonic()
         now = time.time()
         if sqlite_missing(self.config):  # never create the file just to say it is empty
-            return Snapshot(now, self.location, [], [], {}, 0, 0, None, 0.0, empty=True)
+            return Snapshot(
+                now, self.location, [], [], {}, 0, 0, None, 0.0, empty=True, extra=self.extra
+            )
 
         def read(store: StateStore) -> Snapshot:
             silences = store.silences(now)
@@ -351,6 +419,7 @@ class StateView:
                 silent_nodes=sum(1 for n in nodes if n.silent),
                 watchdog=last_round(store),
                 read_seconds=0.0,
+                extra=self.extra,
             )
 
         snapshot = self.use(read)

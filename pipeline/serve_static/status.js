@@ -29,6 +29,8 @@
     layout: null,
     renders: 0,
     timer: null,
+    timing: null,
+    firstDrawnAt: 0,
   };
 
   // -- filters ---------------------------------------------------------------------------
@@ -485,14 +487,20 @@
 
   async function refresh() {
     clearTimeout(page.timer);
+    const started = performance.now();
     const answer = await api("/api/grid");
     if (answer.ok && answer.data) {
+      const fetched = performance.now();
       page.data = answer.data;
       page.receivedAt = Date.now();
       page.error = null;
       page.refresh = answer.data.refresh || page.refresh;
       prepare(page.data);
       render();
+      const drawn = performance.now();
+      // milliseconds: fetching and parsing the data, drawing it, and when (since the page began)
+      page.timing = { fetch: fetched - started, draw: drawn - fetched, drawnAt: drawn };
+      page.firstDrawnAt = page.firstDrawnAt || drawn;
     } else {
       page.error = answer.error;
       renderFreshness();
@@ -602,6 +610,9 @@
     },
     get renders() {
       return page.renders;
+    },
+    get timing() {
+      return { ...page.timing, firstDrawnAt: page.firstDrawnAt };
     },
     // the rectangle of a cell on the canvas, in CSS pixels (null: not shown)
     cellRect(node, check) {
