@@ -383,6 +383,7 @@ def test_metrics_count_each_check_per_status_the_stale_the_silences_and_the_watc
 # -- a state that cannot be reached --------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_a_state_that_cannot_be_reached_is_one_line_and_503_then_comes_back(cli, redis_server):
     settings = {"url": redis_server.url, "key_prefix": f"serve{next(_prefixes)}"}
     served = Served(cli, settings)
