@@ -40,7 +40,7 @@ MAX_TTL = 30 * 86400.0
 
 # Sections checked here (monitoring), in accre_monitor.sections (spool, bus), or by each
 # output when it is built (outputs).
-OTHER_SECTIONS = ("outputs", "spool", "bus", "state", "checks")
+OTHER_SECTIONS = ("outputs", "spool", "bus", "state", "checks", "serve")
 # `[checks.NAME]` keys: what one check's records carry beyond the global defaults
 CHECK_KEYS = ("ttl",)
 
@@ -53,7 +53,16 @@ class Config:
     check's verdict, and `spool_health` shows them.
     """
 
-    __slots__ = ("path", "sections", "_spool", "_bus", "_state", "problems", *MONITORING_KEYS)
+    __slots__ = (
+        "path",
+        "sections",
+        "_spool",
+        "_bus",
+        "_state",
+        "_serve",
+        "problems",
+        *MONITORING_KEYS,
+    )
 
     def __init__(self, path: str | None = None, data: dict[str, Any] | None = None) -> None:
         self.path = path
@@ -71,6 +80,7 @@ class Config:
         self._spool: dict[str, Any] | None = None
         self._bus: dict[str, Any] | None = None
         self._state: dict[str, Any] | None = None
+        self._serve: dict[str, Any] | None = None
         # checked now when present, so that their problems are reported on every run;
         # absent, their defaults are worked out only if a run needs them
         if "spool" in self.sections:
@@ -109,6 +119,16 @@ class Config:
                 "state", lambda values, source: state_section(values, source, spool_path)
             )
         return self._state
+
+    @property
+    def serve(self) -> dict[str, Any]:
+        """The `[serve]` settings (the status page), checked, with defaults; read only by
+        `accre-pipeline serve`."""
+        if self._serve is None:
+            from accre_monitor.sections import serve_section
+
+            self._serve = self._checked("serve", serve_section)
+        return self._serve
 
     def check_ttl(self, name: str) -> float:
         """Seconds after a result of check `name` without a newer one before it is stale

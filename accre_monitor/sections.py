@@ -83,6 +83,41 @@ STATE: dict[str, Setting] = {
 }
 
 
+TOKEN_MIN = 16  # characters: a guessable token is no lock (openssl rand -hex 16 gives 32)
+
+SERVE: dict[str, Setting] = {
+    # writes (adding and removing silences) are refused unless a token is set; a secret
+    "token": Setting(
+        None,
+        f"a string of at least {TOKEN_MIN} characters",
+        lambda v: isinstance(v, str) and len(v.strip()) >= TOKEN_MIN,
+    ),
+    "listen": Setting(
+        "127.0.0.1:8080",
+        "HOST:PORT with a port from 0 to 65535 ([ADDRESS]:PORT for IPv6)",
+        lambda v: isinstance(v, str) and listen_address(v) is not None,
+    ),
+    "refresh": Setting(
+        5.0,
+        "a number of seconds from 1 to 3600",
+        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 1 <= v <= 3600,
+    ),
+}
+
+
+def listen_address(value: str) -> tuple[str, int] | None:
+    """(host, port) of `HOST:PORT` or `[ADDRESS]:PORT`; None when it is neither (port 0:
+    any free port, which the server says when it starts)."""
+    host, separator, port = value.strip().rpartition(":")
+    if not separator or not port.isdigit() or not 0 <= int(port) <= 65535:
+        return None
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host or any(char in host for char in "[]/ \t"):
+        return None
+    return host, int(port)
+
+
 def _amqp_url(value: str) -> bool:
     """`amqp://` or `amqps://` with a host and, if any, a numeric port.
 
@@ -149,4 +184,27 @@ def bus_section(values: Any, source: str | None = None) -> tuple[dict[str, Any],
         settings["url"] = []  # unusable: the bus keeps records in the spool until it is fixed
     elif isinstance(settings["url"], str):
         settings["url"] = [settings["url"]]
+    return settings, unknown, problems
+
+
+def serve_section(values: Any, source: str | None = None) -> tuple[dict[str, Any], list, list]:
+    """(`[serve]` settings, unknown keys, problems); `ACCRE_MONITOR_SERVE_TOKEN` in the
+    environment wins over the file's token, so the file need not hold the secret."""
+    settings, unknown, problems = check_section("serve", SERVE, values, source)
+    from_env = os.environ.get("ACCRE_MONITOR_SERVE_TOKEN")
+    if from_env is not None:
+        if SERVE["token"].check(from_env):
+            settings["token"] = from_env
+        else:
+            problems.append(
+                f"ACCRE_MONITOR_SERVE_TOKEN must be {SERVE['token'].expected} "
+                "(the value is not shown: it is a secret)"
+            )
+            settings["token"] = None
+    if settings["token"] is not None:
+        settings["token"] = settings["token"].strip()
+        from accre_monitor.redaction import remember
+
+        remember(settings["token"])  # never shown, whatever message quotes it
+    settings["refresh"] = float(settings["refresh"])
     return settings, unknown, problems

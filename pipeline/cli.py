@@ -8,6 +8,7 @@
     accre-pipeline [--config PATH] overview [--json] [--node GLOB] [--check GLOB]
     accre-pipeline [--config PATH] silence add|list|remove ...
     accre-pipeline [--config PATH] forget --node NAME [--check NAME]
+    accre-pipeline [--config PATH] serve [--listen HOST:PORT]
     accre-pipeline --version
 
 The config is found as `accre-monitor` finds it (`--config PATH` may also follow the
@@ -43,6 +44,7 @@ from accre_monitor.pipeline.overview import overview
 from accre_monitor.pipeline.replay import describe, terminal_progress
 from accre_monitor.pipeline.replay import replay as run_replay
 from accre_monitor.pipeline.report import read_spool
+from accre_monitor.pipeline.serve import serve
 from accre_monitor.pipeline.shipper import ship as run_shipper
 from accre_monitor.pipeline.spool import Spool, SpoolCorrupt
 from accre_monitor.pipeline.state_cli import forget
@@ -318,7 +320,7 @@ def topology() -> None:
         _print_shippers(report)
 
 
-COMMANDS = [status, replay, dead_letters, ship, topology, overview, forget]
+COMMANDS = [status, replay, dead_letters, ship, topology, overview, forget, serve]
 
 
 def take_config(args: list[str]) -> list[str]:

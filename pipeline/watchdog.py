@@ -45,6 +45,7 @@ from accre_monitor.pipeline.state import Entry, Node, StateStore, keepalive_reco
 from accre_monitor.pipeline.state_store import open_state
 
 LEASE = "watchdog"  # the lease's name in the state store
+LAST_ROUND = "watchdog:last-round"  # the document where the acting watchdog notes each round
 CHUNK = 200  # entries or nodes looked at, fired and published at a time
 OUTBOX_BATCH = 200  # owed records published at a time
 
@@ -231,10 +232,13 @@ class Watchdog:
     # -- one round -----------------------------------------------------------------------
 
     def round(self) -> Round:
-        """One round: nothing unless this watchdog holds the lease."""
+        """One round: nothing unless this watchdog holds the lease. The acting watchdog
+        notes each round it finishes in the state (`last_round`), so that a status page or
+        a scrape can tell a watchdog that stopped from a cluster with nothing to fire."""
         result = Round()
         if not self._hold():
             return result
+        started = time.monotonic()
         result.active = True
         result.published += self.publish_owed()
         # each step only while the lease is still ours (a round can outlast it)
@@ -242,7 +246,27 @@ class Watchdog:
             self._silent_nodes(result)
         if self._hold():
             self._overdue(result)
+        self._note(result, time.monotonic() - started)
         return result
+
+    def _note(self, result: Round, seconds: float) -> None:
+        """Keep this round as the watchdog's last one (one small document, set if
+        unchanged: a watchdog that lost the lease meanwhile may lose the race, harmlessly)."""
+        _, version = self.store.load_doc(LAST_ROUND)
+        self.store.save_doc(
+            LAST_ROUND,
+            {
+                "holder": self.holder,
+                "at": self.clock(),
+                "seconds": round(seconds, 6),
+                "interval": self.interval,
+                "stale": result.stale,
+                "keepalives": result.keepalives,
+                "published": result.published,
+                "spared": result.spared,
+            },
+            version,
+        )
 
     def _hold(self) -> bool:
         """Take or renew the lease; say when this watchdog starts or stops acting."""
@@ -343,3 +367,10 @@ class Watchdog:
         if self.node_ttl > 0 and node.last < entry.date + entry.ttl:
             return True
         return bool(node.back) and now - node.back < entry.ttl
+
+
+def last_round(store: StateStore) -> dict[str, Any] | None:
+    """What the acting watchdog noted of its last round (`at`: epoch seconds, `holder`,
+    `seconds`, `interval`, and what it fired), or None when no watchdog ever ran."""
+    value, _ = store.load_doc(LAST_ROUND)
+    return value if isinstance(value, dict) else None

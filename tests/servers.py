@@ -88,6 +88,11 @@ def pouchdb_binary() -> str | None:
     return shutil.which("pouchdb-server")
 
 
+def chromium_binary() -> str | None:
+    """Debian's chromium (`apt-get install chromium`), which the browser tests drive."""
+    return _which("chromium")
+
+
 def _epmd_binary() -> str | None:
     found = _which("epmd")
     if found:
@@ -133,7 +138,7 @@ def missing_reason(kind: str) -> str | None:
                 f"or {INSTALL_HINT}"
             )
     elif kind == "chromium":
-        if not _which("chromium"):
+        if chromium_binary() is None:
             return f"chromium not found: apt-get install chromium, or {INSTALL_HINT}"
     else:
         raise ValueError(f"unknown server kind {kind!r}")

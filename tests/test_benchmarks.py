@@ -162,3 +162,21 @@ def test_the_watchdog_benchmark_publishes_every_stale_record():
     header, row = (line.split() for line in done.stdout.splitlines()[1:3])
     figures = dict(zip(header, row, strict=True))
     assert figures["stale"] == "10", done.stdout
+
+
+def test_the_status_page_benchmark_runs_to_its_table():
+    if missing_reason("chromium"):
+        pytest.skip(missing_reason("chromium"))
+    pytest.importorskip("playwright", reason="pip install -e '.[test]'")
+    pytest.importorskip("starlette", reason="pip install 'accre-monitor[web]'")
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "status_page.py")]
+        + ["--nodes", "40", "--checks", "6", "--runs", "1", "--clients", "1", "--seconds", "0.3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "40 nodes x 6 checks, 240 node-check pairs in the state" in done.stdout
+    assert re.search(r"^240 pairs +\d+\.\d{3} +\d+\.\d{3} +\d+\.\d\d$", done.stdout, re.M)
+    assert re.search(r"^/api/state +\d+\.\d +\d+\.\d{4}$", done.stdout, re.M), done.stdout

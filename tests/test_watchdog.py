@@ -16,7 +16,7 @@ from accre_monitor.dates import epoch_seconds
 from accre_monitor.pipeline.spool import Spool
 from accre_monitor.pipeline.state import KEEPALIVE, clock
 from accre_monitor.pipeline.state_sqlite import SqliteState
-from accre_monitor.pipeline.watchdog import LEASE, SpoolOutlet, Watchdog
+from accre_monitor.pipeline.watchdog import LEASE, SpoolOutlet, Watchdog, last_round
 from accre_monitor.record import iso_now, new_id
 from accre_monitor.sections import state_section
 
@@ -420,3 +420,27 @@ def test_a_watchdog_whose_lease_was_taken_mid_round_fires_nothing_more(tmp_path)
     assert outcome.keepalives == 0 and outcome.stale == 0
     assert dog.outlet.records == []
     store.close()
+
+
+# -- the last round, for a status page and a scrape ------------------------------------------
+
+
+def test_each_round_of_the_acting_watchdog_is_noted_in_the_state(store):
+    assert last_round(store) is None
+    store.take([result("n1", "c0", ago=10, ttl=5)])
+    now = time.time()
+    moments = iter([now, now + 0.5, now + 60, now + 60.5])
+    dog = Watchdog(store, Bus(), settings(), clock=lambda: next(moments))
+    dog.round()
+    first = last_round(store)
+    assert first["holder"] == dog.holder and first["stale"] == 1
+    assert first["at"] == now + 0.5 and first["interval"] == 1.0 and first["seconds"] >= 0
+    dog.round()
+    second = last_round(store)
+    assert second["at"] == now + 60.5 and second["stale"] == 0
+
+
+def test_a_watchdog_standing_by_notes_nothing(store):
+    assert store.acquire_lease(LEASE, "another shipper", 60)
+    watchdog(store).round()
+    assert last_round(store) is None
