@@ -7,6 +7,11 @@ import threading
 from typing import Any
 
 from accre_monitor import log
+from accre_monitor.pipeline.ship_metrics import NO_METRICS, ShipMetrics
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from accre_monitor.pipeline.delivery import Settled
 
 
 class Stopping:
@@ -30,16 +35,24 @@ class Stopping:
         return self.event.wait(max(seconds, 0))
 
 
-def log_batch(output: str, source: str, counts: tuple, seconds: float, **extra: Any) -> None:
-    delivered, retried, dead, expired = counts
+def log_batch(
+    output: str,
+    source: str,
+    settled: Settled,
+    seconds: float,
+    metrics: ShipMetrics = NO_METRICS,
+    **extra: Any,
+) -> None:
+    """The one line every settled batch gets, and what the metrics learn from it."""
     log.info(
         "batch",
         output=output,
         source=source,
-        delivered=delivered,
-        retried=retried,
-        dead=dead,
-        expired=expired,
+        delivered=settled.delivered,
+        retried=settled.retried,
+        dead=settled.dead,
+        expired=settled.expired,
         seconds=round(seconds, 3),
         **extra,
     )
+    metrics.batch(output, source, settled, seconds)
