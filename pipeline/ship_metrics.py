@@ -68,16 +68,19 @@ def parse_listen(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def start(address: str, outputs: dict[str, Iterable[str]]) -> PrometheusShipMetrics:
+def start(
+    address: str, outputs: dict[str, Iterable[str]], broker: bool = False
+) -> PrometheusShipMetrics:
     """The metrics, served at `address` (HOST:PORT) until `close()`; every series of
-    `outputs` (source: output names) exists from the start, at zero. UserError, in one
-    line, when prometheus_client is missing or the address is not one to listen on."""
+    `outputs` (source: output names) exists from the start, at zero, and those of the
+    connection to the broker with `broker`. UserError, in one line, when prometheus_client
+    is missing or the address is not one to listen on."""
     host, port = parse_listen(address)
     try:
         import prometheus_client  # noqa: F401 - the one guarded import
     except ImportError:
         raise UserError(f"--metrics-listen needs prometheus_client: {INSTALL_HINT}") from None
-    metrics = PrometheusShipMetrics()
+    metrics = PrometheusShipMetrics(broker)
     for source, names in outputs.items():
         for name in names:
             metrics.declare(name, source)
@@ -88,7 +91,8 @@ def start(address: str, outputs: dict[str, Iterable[str]]) -> PrometheusShipMetr
 class PrometheusShipMetrics(ShipMetrics):
     """The metrics in a registry of their own, with the process's (memory, CPU, files)."""
 
-    def __init__(self) -> None:
+    def __init__(self, broker: bool = False) -> None:
+        """`broker`: with the series of the connection to the broker (none without one)."""
         from prometheus_client import (
             CollectorRegistry,
             Counter,
@@ -141,15 +145,16 @@ class PrometheusShipMetrics(ShipMetrics):
             labels,
             registry=registry,
         )
+        broker_registry = registry if broker else None
         self.reconnects = Counter(
             PREFIX + "broker_reconnects",
             "Connections to the broker made again after the first one",
-            registry=registry,
+            registry=broker_registry,
         )
         self.broker_connected = Gauge(
             PREFIX + "broker_connected",
             "1 while the shipper is connected to the broker, 0 otherwise",
-            registry=registry,
+            registry=broker_registry,
         )
         self.connections = 0
         self.holdings: Callable[[], dict[str, dict[str, Any]]] | None = None

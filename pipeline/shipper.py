@@ -115,7 +115,7 @@ def start_metrics(
     if listen is None:
         return ship_metrics.NO_METRICS
     served = {"spool": list(spool_outputs), "broker": list(outputs) if rabbit else []}
-    return ship_metrics.start(listen, served)
+    return ship_metrics.start(listen, served, broker=rabbit)
 
 
 def ship(config: Any, names: list[str] | None = None, metrics_listen: str | None = None) -> int:

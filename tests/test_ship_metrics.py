@@ -77,7 +77,7 @@ def record_dated(seconds_ago: float, node: str = "n1") -> dict:
 
 @pytest.fixture
 def metrics():
-    made = ship_metrics.PrometheusShipMetrics()
+    made = ship_metrics.PrometheusShipMetrics(broker=True)
     made.declare("redis", "spool")
     yield made
     made.close()
@@ -178,6 +178,13 @@ def test_what_the_shipper_holds_is_read_at_each_scrape(metrics):
 
 def test_without_a_broker_nothing_is_said_of_held_messages(metrics):
     assert sample(metrics, "held_messages", output="redis") is None
+
+
+def test_without_a_broker_nothing_is_said_of_a_connection_to_it():
+    alone = ship_metrics.PrometheusShipMetrics(broker=False)
+    alone.connected()  # never called without a broker; harmless all the same
+    assert sample(alone, "broker_connected") is None
+    assert sample(alone, "broker_reconnects_total") is None
 
 
 @pytest.mark.parametrize(
@@ -355,6 +362,7 @@ def test_a_shipper_draining_a_spool_to_redis_counts_what_it_delivered(cli, redis
         assert 300 <= value(found, "oldest_delivered_age_seconds", **labels) < 360
         assert value(found, "batch_duration_seconds_count", **labels) >= 1
         assert value(found, "held_messages", output="redis") is None  # no broker, none held
+        assert value(found, "broker_connected") is None
         assert shipper.stop() == 0
     finally:
         shipper.kill()
