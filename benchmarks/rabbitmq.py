@@ -23,6 +23,10 @@ same run.
    same way, from the process's start (the time to the first stored record is shown too).
    Bar 0.8, target 1.0. Elasticsearch is tests/es_server.py's FakeElasticsearch in a child
    process: those rates are bounded by a pure-Python server, not what a cluster would take.
+   In the same rounds, the shipper with `--metrics-listen` (scraped every second while it
+   runs, far more often than Prometheus would) against the shipper without: what the
+   metrics cost, from the start and once running (from the first record stored, without
+   the start-up's import of prometheus_client).
 
 The command-line runs and the shipper come from a fresh virtualenv with a regular install of
 this checkout (`--venv DIR` reuses one); RabbitMQ and Redis are private servers on loopback
@@ -44,7 +48,9 @@ import signal
 import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -547,6 +553,37 @@ def consume_once(store: Store, argv: list[str], env: dict, count: int, log: Path
     return elapsed, first
 
 
+class Scraper:
+    """GETs `url` every `every` seconds on a thread while in a `with` block, as Prometheus
+    would (it waits for the endpoint to come up; `scrapes` counts the answers)."""
+
+    def __init__(self, url: str, every: float = 1.0) -> None:
+        self.url = url
+        self.every = every
+        self.scrapes = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as response:
+                    response.read()
+                self.scrapes += 1
+            except OSError:  # not listening yet
+                self.stop.wait(0.05)
+                continue
+            self.stop.wait(self.every)
+
+    def __enter__(self) -> Scraper:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+
 def bench_ship(
     work: Path,
     bindir: Path,
@@ -572,8 +609,11 @@ def bench_ship(
         )
         declare_queues(config_for({"bus": _bus(amqp, prefix)}), [store.name])
         queue = f"{prefix}.{store.name}"
+        metrics_port = test_servers().free_port()
+        shipper = [str(bindir / "accre-pipeline"), "--config", str(config), "ship"]
         commands = {
-            "shipper": [str(bindir / "accre-pipeline"), "--config", str(config), "ship"],
+            "shipper": shipper,
+            "metrics": [*shipper, "--metrics-listen", f"127.0.0.1:{metrics_port}"],
             "raw": [
                 str(bindir / "python"),
                 str(HERE / "raw_consumer.py"),
@@ -594,21 +634,41 @@ def bench_ship(
         runs: dict[str, list[tuple]] = {kind: [] for kind in commands}
         order = list(commands)
         shuffle = random.Random(5).shuffle
+        scrapes = 0
         for round_ in range(rounds + 1):  # round 0 warms up (bytecode, page cache, template)
             shuffle(order)
             for kind in order:
                 store.reset()
                 preload(amqp, prefix, queue, make_records(count))
                 log = work / f"ship-{store.name}-{kind}-{round_}.log"
-                result = consume_once(store, commands[kind], env, count, log)
+                scraper = Scraper(f"http://127.0.0.1:{metrics_port}/metrics")
+                with scraper if kind == "metrics" else contextlib.nullcontext():
+                    result = consume_once(store, commands[kind], env, count, log)
+                scrapes += scraper.scrapes
                 if round_:
                     runs[kind].append(result)
         rate = {kind: median([count / seconds for seconds, _ in runs[kind]]) for kind in runs}
+        running = {  # from the first record stored: without the start-up
+            kind: median(
+                [(count - 1) / max(seconds - first, 0.001) for seconds, first in runs[kind]]
+            )
+            for kind in ("metrics", "shipper")
+        }
         first = {kind: median([f for _, f in runs[kind]]) * 1000 for kind in runs}
         note("ship " + store.name + ": " + ", ".join(f"{k} {v:,.0f}/s" for k, v in rate.items()))
         label = "elasticsearch (fake)" if store.name == "elasticsearch" else store.name
+        rows.append(
+            (
+                f"broker -> shipper with /metrics -> {label}",
+                f"{rate['metrics']:,.0f} rec/s",
+                f"{rate['shipper']:,.0f} rec/s without",
+                rate["metrics"] / rate["shipper"],
+                f"--metrics-listen, scraped every second ({scrapes} scrapes in all); once "
+                f"running (from the first stored) {running['metrics'] / running['shipper']:.2f}",
+            )
+        )
         for kind in runs:
-            if kind == "raw":
+            if kind in ("raw", "metrics"):
                 continue
             name = "shipper" if kind == "shipper" else "baseline shipper"
             rows.append(

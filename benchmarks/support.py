@@ -35,7 +35,7 @@ def _drop_checkout_from_path() -> None:
 
 
 _drop_checkout_from_path()
-EXTRAS = "rabbitmq,redis,elasticsearch"
+EXTRAS = "rabbitmq,redis,elasticsearch,metrics"
 
 # FakeElasticsearch in a child process (its Python work must not share the timing process's
 # GIL), answering one line per command on stdin: "count" (documents stored) or "reset".

@@ -3,7 +3,7 @@
     accre-pipeline [--config PATH] status [--json]
     accre-pipeline [--config PATH] replay [--output NAME] [--due]
     accre-pipeline [--config PATH] dead-letters [list|retry|purge] [--output NAME]
-    accre-pipeline [--config PATH] ship [--outputs NAME,...]
+    accre-pipeline [--config PATH] ship [--outputs NAME,...] [--metrics-listen HOST:PORT]
     accre-pipeline [--config PATH] topology
     accre-pipeline [--config PATH] overview [--json] [--node GLOB] [--check GLOB]
     accre-pipeline [--config PATH] silence add|list|remove ...
@@ -272,12 +272,17 @@ def dead_letters(action: str = "list", *, output: str | None = None) -> None:
 
 
 @argh.arg("--outputs", help="only these remote outputs, comma-separated (default: every one)")
-def ship(*, outputs: str | None = None) -> None:
+@argh.arg(
+    "--metrics-listen",
+    metavar="HOST:PORT",
+    help="serve /metrics for Prometheus there, e.g. 127.0.0.1:9464 (needs the metrics extra)",
+)
+def ship(*, outputs: str | None = None, metrics_listen: str | None = None) -> None:
     """Deliver results continuously until SIGTERM: from the broker's queues with [bus] kind =
     "rabbitmq", and from the local spool (records owed to stores or to the broker)."""
     log.with_timestamps()  # a daemon's log: each line says when
     names = [n.strip() for n in outputs.split(",") if n.strip()] if outputs else None
-    sys.exit(run_shipper(_config(), names))
+    sys.exit(run_shipper(_config(), names, metrics_listen))
 
 
 def topology() -> None:

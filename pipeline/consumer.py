@@ -17,6 +17,7 @@ from accre_monitor import log
 from accre_monitor.outcome import (
     DELIVERED,
     EXPIRED,
+    REJECTED,
     Outcome,
     StoreUnavailable,
     count_duplicates,
@@ -25,11 +26,12 @@ from accre_monitor.outcome import (
 )
 from accre_monitor.pipeline.amqp import BrokerUnavailable, connect, describe_urls
 from accre_monitor.pipeline.daemon import Stopping, log_batch
-from accre_monitor.pipeline.delivery import deliver_batch
+from accre_monitor.pipeline.delivery import Settled, deliver_batch
 from accre_monitor.pipeline.door import admit
 from accre_monitor.pipeline.filters import all_match
 from accre_monitor.pipeline.holdings import answer_requests
 from accre_monitor.pipeline.retry import RetryPolicy
+from accre_monitor.pipeline.ship_metrics import NO_METRICS, ShipMetrics
 from accre_monitor.pipeline.spool import Spool
 from accre_monitor.pipeline.topology import (
     ATTEMPTS_HEADER,
@@ -83,6 +85,7 @@ class QueueWorker:
         self.not_before = 0.0
         self.down_since: float | None = None
         self.failures = 0
+        self.poisoned = 0  # dead-lettered at the door, counted with the batch they came in
 
     def take(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
         self.buffer.append(Message(method.delivery_tag, body, properties.headers))
@@ -113,10 +116,18 @@ class QueueWorker:
 class RabbitShipper:
     """Consumes the output queues on one connection and settles every message."""
 
-    def __init__(self, config: Any, outputs: dict[str, Any], stopping: Stopping) -> None:
+    def __init__(
+        self,
+        config: Any,
+        outputs: dict[str, Any],
+        stopping: Stopping,
+        metrics: ShipMetrics = NO_METRICS,
+    ) -> None:
         self.config = config
         self.settings = config.bus
         self.stopping = stopping
+        self.metrics = metrics
+        metrics.watch_holdings(self.holdings)
         self.workers = {
             name: QueueWorker(name, output, filter_stages(name, config))
             for name, output in outputs.items()
@@ -135,6 +146,7 @@ class RabbitShipper:
         while not self.stopping:
             try:
                 self._connect()
+                self.metrics.connected()
                 delay = 0.5
                 self._consume()
             except BrokerUnavailable as exc:
@@ -150,6 +162,7 @@ class RabbitShipper:
                     retry_in=round(delay, 1),
                 )
             finally:
+                self.metrics.disconnected()
                 self._drop_connection()
             if self.stopping.wait(delay * (0.5 + random.random())):
                 break
@@ -243,6 +256,7 @@ class RabbitShipper:
             record, problem = admit(message.body)  # the door: only result records go on
             if record is None:
                 self._dead_letter(worker, message, f"poison record: {problem}")
+                worker.poisoned += 1
                 continue
             if not all_match(worker.stages, record):
                 self.channel.basic_ack(message.tag)  # the binding was broader than the filter
@@ -252,6 +266,9 @@ class RabbitShipper:
         if deliverable and getattr(worker.output, "newest_only", False):
             deliverable = self._skip_duplicates(worker, deliverable)
         if not deliverable:
+            if worker.poisoned:  # a batch of nothing but poison: settled at the door
+                dead, worker.poisoned = worker.poisoned, 0
+                log_batch(worker.name, "broker", Settled(dead=dead), 0.0, self.metrics)
             return
         worker.inflight = deliverable
         worker.started = time.monotonic()
@@ -294,11 +311,14 @@ class RabbitShipper:
         future, worker.future = worker.future, None
         messages, worker.inflight = worker.inflight, []
         seconds = time.monotonic() - worker.started
+        poisoned, worker.poisoned = worker.poisoned, 0
         try:
             outcomes, failure = future.result()
         except Exception as exc:  # noqa: BLE001 - a fault outside the output: hold, never crash
             outcomes, failure = [], exc
         if failure is not None:  # the store cannot take the batch now: keep it, unacked
+            held = Settled(retried=len(messages), dead=poisoned)
+            self.metrics.batch(worker.name, "broker", held, seconds)  # logged once, below
             worker.failures += 1
             self._hold(worker, messages, worker.failures, getattr(failure, "retry_after", None))
             if worker.down_since is None:
@@ -317,13 +337,15 @@ class RabbitShipper:
                 after=round(time.monotonic() - worker.down_since, 1),
             )
         worker.down_since = None
-        counts = [0, 0, 0, 0]
+        counts = [0, 0, poisoned, 0]
+        rejected = 0
         stored: list[int] = []
         delivered: list[dict[str, Any]] = []
         held: list[Message] = []
         held_outcome: Outcome | None = None
         for message, outcome in zip(messages, outcomes, strict=True):
             attempts = message.attempts + 1
+            rejected += outcome.state == REJECTED
             if outcome.state in (DELIVERED, EXPIRED):
                 stored.append(message.tag)
                 counts[0 if outcome.state == DELIVERED else 3] += 1
@@ -353,7 +375,9 @@ class RabbitShipper:
             self._hold(worker, held, worker.failures, held_outcome.retry_after)
         else:
             worker.failures = 0
-        log_batch(worker.name, "broker", tuple(counts), seconds)
+        dates = [record.get("date") for record in delivered]
+        settled = Settled(*counts, rejected=rejected, dates=dates)
+        log_batch(worker.name, "broker", settled, seconds, self.metrics)
 
     def _hold(
         self, worker: QueueWorker, messages: list[Message], failures: int, retry_after: Any

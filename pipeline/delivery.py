@@ -45,6 +45,39 @@ if TYPE_CHECKING:
 Owed = tuple[str, str, bytes, str | None, str, float | None]
 
 
+class Settled:
+    """What became of the records of one batch: how many were delivered, retried,
+    dead-lettered and expired (each record exactly one of these), how many of them the
+    store refused (`rejected`: each then retried or dead-lettered), and the `date` of every
+    record delivered (how late it arrived, for the shipper's metrics)."""
+
+    __slots__ = ("delivered", "retried", "dead", "expired", "rejected", "dates")
+
+    def __init__(
+        self,
+        delivered: int = 0,
+        retried: int = 0,
+        dead: int = 0,
+        expired: int = 0,
+        rejected: int = 0,
+        dates: list[Any] | None = None,
+    ) -> None:
+        self.delivered = delivered
+        self.retried = retried
+        self.dead = dead
+        self.expired = expired
+        self.rejected = rejected
+        self.dates = dates if dates is not None else []
+
+    @property
+    def counts(self) -> tuple[int, int, int, int]:
+        """(delivered, retried, dead, expired), as the batch's log line gives them."""
+        return self.delivered, self.retried, self.dead, self.expired
+
+    def __repr__(self) -> str:
+        return f"Settled{(*self.counts, self.rejected)}"
+
+
 def deliver_batch(output: Any, records: list[dict[str, Any]], timeout: float) -> list[Outcome]:
     """The output's outcome for each record. A failure of the whole batch is classified once
     (`is_store_failure`): the store's is RETRY for all; anything else is narrowed down by
@@ -80,10 +113,10 @@ def drain(
     deadline: float,
     due_only: bool = True,
     batch_size: int | None = None,
-) -> Iterator[tuple[int, int, int, int]]:
+) -> Iterator[Settled]:
     """Deliver up to `limit` spooled entries for `output`, oldest first, in batches, until
-    `deadline` (time.monotonic()); yields (delivered, retried, dead, expired) after each
-    batch and stops at the first batch that delivered nothing (the store is down again).
+    `deadline` (time.monotonic()); yields what became of each batch (`Settled`) and stops
+    at the first batch that delivered nothing (the store is down again).
 
     An output that asks for order gets the head of its backlog first, and nothing while
     the head waits (see `Spool.claim`). Once a batch was delivered the store has shown it
@@ -108,6 +141,8 @@ def drain(
         left -= len(entries)
         settled: list[tuple] = []
         records, admitted = [], []
+        dates: list[Any] = []  # of the records delivered
+        rejected = 0
         for entry in entries:
             record, problem = admit(entry.body)
             if record is None:
@@ -118,6 +153,7 @@ def drain(
         if records and newest_only:  # never the same record twice, never an older one late
             newer = spool.only_newer(output.name, records)
             settled += [(e, DELIVERED, None) for e, n in zip(admitted, newer, strict=True) if not n]
+            dates += [r.get("date") for r, n in zip(records, newer, strict=True) if not n]
             admitted = [e for e, n in zip(admitted, newer, strict=True) if n]
             records = [r for r, n in zip(records, newer, strict=True) if n]
         if records:
@@ -127,6 +163,11 @@ def drain(
                 (entry, o.state, o.error, o.retry_after)
                 for entry, o in zip(admitted, outcomes, strict=True)
             ]
+            for record, o in zip(records, outcomes, strict=True):
+                if o.state == DELIVERED:
+                    dates.append(record.get("date"))
+                elif o.state == REJECTED:
+                    rejected += 1
             duplicates = count_duplicates(outcomes)
             if duplicates:
                 spool.count_duplicates(output.name, duplicates)
@@ -136,7 +177,7 @@ def drain(
                     [r for r, o in zip(records, outcomes, strict=True) if o.state == DELIVERED],
                 )
         counts = spool.settle(settled)
-        yield counts
+        yield Settled(*counts, rejected=rejected, dates=dates)
         if counts[0] == 0 and counts[3] == 0 and counts[2] < len(entries):
             return
         if counts[0]:

@@ -40,13 +40,11 @@ def replay(
         summary = summaries[output.name] = ReplaySummary()
         total = spool.pending(output.name)
         deadline = time.monotonic() + time_limit
-        for delivered, retried, dead, expired in drain(
-            spool, output, total, deadline, due_only=due_only
-        ):
-            summary.delivered += delivered
-            summary.retried += retried
-            summary.dead += dead
-            summary.expired += expired
+        for batch in drain(spool, output, total, deadline, due_only=due_only):
+            summary.delivered += batch.delivered
+            summary.retried += batch.retried
+            summary.dead += batch.dead
+            summary.expired += batch.expired
             if progress:
                 done = summary.delivered + summary.retried + summary.dead + summary.expired
                 progress(output.name, done, total)

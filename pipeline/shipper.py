@@ -27,6 +27,10 @@ records spooled for the broker are forwarded to it, records spooled for a store 
 delivered to it. With `[spool] inline = false` the command line only spools, and this
 daemon does all the delivering on the node.
 
+With `--metrics-listen HOST:PORT` it serves `/metrics` for Prometheus there
+(`pipeline/ship_metrics.py`, docs/metrics.md): what each batch settled, how long it took and
+how late its records arrived, what is held, the broker's reconnections.
+
 When the config keeps the cluster state, a watchdog runs beside them in a thread of its
 own (`pipeline/watchdog.py`): one shipper at a time, holding a lease in the state store,
 publishes stale and keepalive records for results that stopped coming.
@@ -46,6 +50,7 @@ from accre_monitor.outputs import (
     is_synchronous,
     unknown_output_error,
 )
+from accre_monitor.pipeline import ship_metrics
 from accre_monitor.pipeline.amqp import require_pika
 from accre_monitor.pipeline.broker_backlog import BROKER, BrokerForwarder, remote_outputs
 from accre_monitor.pipeline.daemon import Stopping
@@ -102,10 +107,24 @@ def start_watchdog(config: Any, stopping: Stopping) -> threading.Thread | None:
     return thread
 
 
-def ship(config: Any, names: list[str] | None = None) -> int:
-    """Run until SIGTERM or SIGINT; returns the exit code (0: a clean stop)."""
+def start_metrics(
+    listen: str | None, rabbit: bool, outputs: dict[str, Any], spool_outputs: dict[str, Any]
+) -> ship_metrics.ShipMetrics:
+    """The metrics, served at `listen` (HOST:PORT); NO_METRICS without it. UserError, in
+    one line, when they cannot be served there."""
+    if listen is None:
+        return ship_metrics.NO_METRICS
+    served = {"spool": list(spool_outputs), "broker": list(outputs) if rabbit else []}
+    return ship_metrics.start(listen, served, broker=rabbit)
+
+
+def ship(config: Any, names: list[str] | None = None, metrics_listen: str | None = None) -> int:
+    """Run until SIGTERM or SIGINT; returns the exit code (0: a clean stop). With
+    `metrics_listen` (HOST:PORT), `/metrics` is served there while it runs."""
     rabbit = config.bus["kind"] == "rabbitmq"
     shipper_class = rabbit_shipper() if rabbit else None  # refuses to start without pika
+    if metrics_listen is not None:
+        ship_metrics.parse_listen(metrics_listen)  # a bad address: one line, nothing built
     stopping = Stopping()
     stopping.install()
     wanted = remote_names(config, names)
@@ -114,26 +133,30 @@ def ship(config: Any, names: list[str] | None = None) -> int:
     spool_outputs = build_outputs(config, list(outputs)) if rabbit else dict(outputs)
     if rabbit:
         spool_outputs[BROKER] = BrokerForwarder(config, remote_outputs(config))
-    watchdog = start_watchdog(config, stopping)
-    if not outputs and not rabbit and watchdog is None:
-        log.error("nothing to ship: no remote output is configured (or none can be built)")
-        return 1
-    log.info(
-        "shipper started",
-        bus=config.bus["kind"],
-        outputs=list(outputs),
-        spool=config.spool["path"],
-    )
-    drainer = SpoolDrainer(config, spool_outputs, stopping)
-    if rabbit:
-        thread = threading.Thread(target=drainer.run, name="spool", daemon=True)
-        thread.start()
-        shipper_class(config, outputs, stopping).run()
-        thread.join(timeout=SHUTDOWN_GRACE)
-    else:
-        drainer.run()
-    if watchdog is not None:
-        watchdog.join(timeout=SHUTDOWN_GRACE)
+    metrics = start_metrics(metrics_listen, rabbit, outputs, spool_outputs)
+    try:
+        watchdog = start_watchdog(config, stopping)
+        if not outputs and not rabbit and watchdog is None:
+            log.error("nothing to ship: no remote output is configured (or none can be built)")
+            return 1
+        log.info(
+            "shipper started",
+            bus=config.bus["kind"],
+            outputs=list(outputs),
+            spool=config.spool["path"],
+        )
+        drainer = SpoolDrainer(config, spool_outputs, stopping, metrics)
+        if rabbit:
+            thread = threading.Thread(target=drainer.run, name="spool", daemon=True)
+            thread.start()
+            shipper_class(config, outputs, stopping, metrics).run()
+            thread.join(timeout=SHUTDOWN_GRACE)
+        else:
+            drainer.run()
+        if watchdog is not None:
+            watchdog.join(timeout=SHUTDOWN_GRACE)
+    finally:
+        metrics.close()
     for output in [*outputs.values(), *spool_outputs.values()]:
         with contextlib.suppress(Exception):
             output.close()

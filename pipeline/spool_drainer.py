@@ -10,6 +10,7 @@ from typing import Any
 from accre_monitor import log
 from accre_monitor.pipeline.daemon import Stopping, log_batch
 from accre_monitor.pipeline.delivery import drain
+from accre_monitor.pipeline.ship_metrics import NO_METRICS, ShipMetrics
 from accre_monitor.pipeline.spool import Spool
 
 FLUSH_EVERY = 1.0  # seconds between two calls of an output's `flush_due` (grouped messages)
@@ -18,10 +19,17 @@ FLUSH_EVERY = 1.0  # seconds between two calls of an output's `flush_due` (group
 class SpoolDrainer:
     """Delivers what the local spool owes each output, as entries come due."""
 
-    def __init__(self, config: Any, outputs: dict[str, Any], stopping: Stopping) -> None:
+    def __init__(
+        self,
+        config: Any,
+        outputs: dict[str, Any],
+        stopping: Stopping,
+        metrics: ShipMetrics = NO_METRICS,
+    ) -> None:
         self.config = config
         self.outputs = outputs
         self.stopping = stopping
+        self.metrics = metrics
         self.spool = Spool.from_config(config)
         self.poll = float(config.bus["batch_wait"])
         self.flushed: dict[str, float] = {}
@@ -37,11 +45,12 @@ class SpoolDrainer:
                     if not self.spool.exists():
                         continue
                     started = time.monotonic()
-                    for counts in drain(
+                    for settled in drain(
                         self.spool, output, 100_000, time.monotonic() + 60, due_only=True
                     ):
                         busy = True
-                        log_batch(name, "spool", counts, time.monotonic() - started)
+                        seconds = time.monotonic() - started
+                        log_batch(name, "spool", settled, seconds, self.metrics)
                         started = time.monotonic()
                         if self.stopping:
                             break

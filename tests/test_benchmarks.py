@@ -72,6 +72,16 @@ def test_the_rabbitmq_benchmark_runs_every_part(broker):
     assert spooled and spooled.group(1) == spooled.group(2), out
     assert re.search(r"Publisher\.publish.* \d+\.\d\d ", out), out
     assert re.search(r"broker -> shipper -> redis .* \d+\.\d\d ", out), out
+    assert re.search(r"broker -> shipper with /metrics -> redis .* \d+\.\d\d ", out), out
+
+
+def test_the_shipper_metrics_benchmark_runs_to_its_table():
+    if missing_reason("redis"):
+        pytest.skip(missing_reason("redis"))
+    out = bench("ship_metrics.py", "--records", "100", "--rounds", "1")
+    for timed in ("from the start", "once running"):
+        row = rf"^spool -> shipper with /metrics -> redis, {timed} .* \d+\.\d\d$"
+        assert re.search(row, out, re.M), out
 
 
 def test_the_load_simulation_loses_nothing(broker):
