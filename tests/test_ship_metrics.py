@@ -15,8 +15,8 @@ import urllib.error
 import urllib.request
 
 import pytest
+import test_rabbitmq
 from servers import free_port, missing_reason
-from test_outage import RedisStore
 from test_rabbitmq import Node, Shipper, wait_until
 
 from accre_monitor.errors import UserError
@@ -308,13 +308,7 @@ def test_a_shipper_without_metrics_never_imports_prometheus_client(cli, tmp_path
 # -- a real shipper, scraped over HTTP -------------------------------------------------------
 
 
-@pytest.fixture
-def redis_store():
-    if missing_reason("redis"):
-        pytest.skip(missing_reason("redis"))
-    store = RedisStore()
-    yield store
-    store.close()
+redis_store = test_rabbitmq.redis_store  # the fixture, shared
 
 
 def spool_records(cli, records: list[dict], poison: int = 0) -> None:

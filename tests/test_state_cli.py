@@ -9,13 +9,14 @@ import json
 import time
 
 import pytest
+from served import record
 from servers import RedisServer, free_port, missing_reason
 from test_rabbitmq import wait_until
 
 from accre_monitor.dates import epoch_seconds
 from accre_monitor.pipeline.state import stale_record
 from accre_monitor.pipeline.state_store import open_state
-from accre_monitor.record import iso_now, new_id
+from accre_monitor.record import iso_now
 
 _prefixes = itertools.count()
 SILENCE_KEYS = {"id", "node", "check", "begin", "end", "on_resolve", "comment"}
@@ -80,18 +81,6 @@ def sqlite_state(cli):
     made = State(cli, {"url": f"sqlite:///{cli.tmp / 'state.db'}"})
     yield made
     made.store.close()
-
-
-def record(node: str, check: str, status: str, ago: float = 0.0, **extra) -> dict:
-    return {
-        "id": new_id(),
-        "node": node,
-        "name": check,
-        "status": status,
-        "date": iso_now(time.time() - ago),
-        "short": f"{check} {status.lower()} on {node}",
-        **extra,
-    }
 
 
 def fire_stale(store) -> None:
