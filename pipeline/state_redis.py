@@ -197,13 +197,24 @@ class RedisState:
     def _transact(self, watch: list[str], work: Work) -> Any:
         """`_attempt` until it is not in conflict (see `_back_off`)."""
         deadline = time.monotonic() + self.busy_timeout
+        return self._until_settled(lambda: self._attempt(watch, work), deadline)
+
+    def _until_settled(
+        self, attempt: Callable[[], Any], deadline: float, split: Callable[[], Any] | None = None
+    ) -> Any:
+        """`attempt()` again after each conflict, backing off; after SPLIT_AFTER conflicts,
+        `split()` (when given) answers instead, if it can (None: it cannot)."""
         conflicts = 0
         while True:
-            result = self._attempt(watch, work)
+            result = attempt()
             if result is not _CONFLICT:
                 return result
             conflicts += 1
             self._back_off(conflicts, deadline)
+            if split is not None and conflicts >= SPLIT_AFTER:
+                halves = split()
+                if halves is not None:
+                    return halves
 
     def _back_off(self, conflicts: int, deadline: float) -> None:
         """Wait a little (growing, with jitter) before running a transaction again;
@@ -230,18 +241,18 @@ class RedisState:
         return self._take_part(records, now, time.monotonic() + self.busy_timeout)
 
     def _take_part(self, records: list[dict[str, Any]], now: float, deadline: float) -> list:
-        conflicts = 0
-        while True:
-            taken = self._attempt_take(records, now)
-            if taken is not _CONFLICT:
-                return taken
-            conflicts += 1
-            self._back_off(conflicts, deadline)
-            if conflicts >= SPLIT_AFTER and len(records) > 1:
-                half = len(records) // 2
-                return self._take_part(records[:half], now, deadline) + self._take_part(
-                    records[half:], now, deadline
-                )
+        """The batch in one transaction; when it keeps meeting other shippers' updates, in
+        halves (down to single records), so that busy shippers always make progress."""
+
+        def halves() -> list | None:
+            if len(records) < 2:
+                return None
+            half = len(records) // 2
+            return self._take_part(records[:half], now, deadline) + self._take_part(
+                records[half:], now, deadline
+            )
+
+        return self._until_settled(lambda: self._attempt_take(records, now), deadline, halves)
 
     def _attempt_take(self, records: list[dict[str, Any]], now: float) -> Any:
         pairs = list(dict.fromkeys(p for r in records for p in state_apply.keys_of(r)))

@@ -130,15 +130,3 @@ class Served:
     def delete(self, path: str, token: str | None = None) -> Answer:
         headers = {"authorization": f"Bearer {token}"} if token else {}
         return self.request("DELETE", path, headers=headers)
-
-
-def wait_for(condition: Any, timeout: float = 15.0, what: str = "the condition") -> Any:
-    """Poll `condition` until it is true (its value is returned) or fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout} s")
-        time.sleep(0.05)

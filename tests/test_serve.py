@@ -15,8 +15,9 @@ import sys
 import time
 
 import pytest
-from served import TOKEN, Served, record, wait_for
+from served import TOKEN, Served, record
 from servers import RedisServer, missing_reason
+from test_rabbitmq import wait_until
 
 from accre_monitor.pipeline.silence_cli import build_silence
 from accre_monitor.pipeline.state import stale_record
@@ -222,7 +223,7 @@ def test_a_silence_added_with_the_token_is_listed_as_silence_list_lists_it(serve
     assert served.get("/api/silences").json() == json.loads(listed.stdout)
     assert [s["id"] for s in json.loads(listed.stdout)] == [added.json()["id"]]
     assert "silence added from the page" in served.stderr()
-    grid = wait_for(
+    grid = wait_until(
         lambda: (g := served.get("/api/grid").json())["counts"]["silenced"] == 1 and g,
         what="the page's data to show the silence",
     )
@@ -368,7 +369,7 @@ def test_metrics_count_each_check_per_status_the_stale_the_silences_and_the_watc
     dog = Watchdog(served.store, Outlet(), settings)
     dog.round()
     dog.close()
-    after = wait_for(
+    after = wait_until(
         lambda: (
             (m := metrics(served))[("accre_monitor_watchdog_last_round_timestamp_seconds", ())]
             and m
@@ -393,14 +394,14 @@ def test_a_state_that_cannot_be_reached_is_one_line_and_503_then_comes_back(cli,
         assert served.get("/api/grid").status == 200
         redis_server.stop()
         for path in ("/api/grid", "/api/state", "/api/silences", "/api/node/gpu001"):
-            answer = wait_for(lambda p=path: (a := served.get(p)).status == 503 and a)
+            answer = wait_until(lambda p=path: (a := served.get(p)).status == 503 and a)
             error = answer.json()["error"]
             assert error.startswith(f"cannot use the state: cluster state at {redis_server.url}")
             assert "\n" not in error
         down = metrics(served)
         assert down[("accre_monitor_state_up", ())] == 0
         redis_server.start()
-        wait_for(lambda: served.get("/api/grid").status == 200, what="the state to come back")
+        wait_until(lambda: served.get("/api/grid").status == 200, what="the state to come back")
     finally:
         if not redis_server.running:
             redis_server.start()

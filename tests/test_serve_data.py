@@ -7,7 +7,8 @@ import random
 import time
 
 import pytest
-from served import record, wait_for
+from served import record
+from test_rabbitmq import wait_until
 
 from accre_monitor.config import Config
 from accre_monitor.pipeline.overview import entry_json, worst_first
@@ -48,7 +49,7 @@ def test_an_old_snapshot_is_served_while_a_new_one_is_read_in_the_background(sta
     first = view.snapshot()
     first.state_bytes(gzipped=True)  # a client asked for overview's JSON, gzipped
     store.take([record("cn2", "load", "CRITICAL")])
-    newer = wait_for(lambda: (s := view.snapshot()) is not first and s, what="a new read")
+    newer = wait_until(lambda: (s := view.snapshot()) is not first and s, what="a new read")
     assert [e.node for e in newer.entries] == ["cn1", "cn2"]
     assert newer.built() == ["state", "state.gz"]  # encoded before it was served
 

@@ -11,8 +11,9 @@ import signal
 import time
 
 import pytest
-from served import TOKEN, Served, record, wait_for
+from served import TOKEN, Served, record
 from servers import chromium_binary, missing_reason
+from test_rabbitmq import wait_until
 
 from accre_monitor.pipeline.silence_cli import build_silence
 from accre_monitor.pipeline.state import stale_record
@@ -80,7 +81,7 @@ class Page:
     def until(self, expression: str, timeout: float = 15.0, arg=None):
         """Poll a JavaScript expression until it is truthy (the page's policy forbids the
         eval that Playwright's own waiting would need)."""
-        return wait_for(
+        return wait_until(
             lambda: self.tab.evaluate(f"(arg) => {expression}", arg),
             timeout=timeout,
             what=expression,
