@@ -36,10 +36,8 @@ import json
 import multiprocessing
 import os
 import queue as queue_module
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -58,6 +56,7 @@ from support import (
     percentile,
     redis_server,
     wait_for,
+    work_directory,
     write_private,
 )
 
@@ -423,12 +422,8 @@ def main() -> None:
 
     loads = [load_average()]
     rows = []
-    work = Path(tempfile.mkdtemp(prefix="accre-bench-load-"))
     with contextlib.ExitStack() as stack:
-        if args.keep:
-            note(f"work directory: {work}")
-        else:
-            stack.callback(shutil.rmtree, work, ignore_errors=True)
+        work = work_directory(stack, "accre-bench-load-", args.keep)
         bindir = install(work, args.venv)
         env = clean_env(work / "home")
         amqp = stack.enter_context(broker(args.broker))

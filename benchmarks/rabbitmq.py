@@ -43,11 +43,9 @@ import argparse
 import contextlib
 import json
 import random
-import shutil
 import signal
 import sqlite3
 import subprocess
-import tempfile
 import threading
 import time
 import urllib.request
@@ -70,6 +68,7 @@ from support import (
     redis_server,
     test_servers,
     wait_for,
+    work_directory,
     write_private,
 )
 
@@ -727,12 +726,8 @@ def main() -> None:
 
     rows: list[tuple] = []
     loads = [load_average()]
-    work = Path(tempfile.mkdtemp(prefix="accre-bench-rabbitmq-"))
     with contextlib.ExitStack() as stack:
-        if args.keep:
-            note(f"work directory: {work}")
-        else:
-            stack.callback(shutil.rmtree, work, ignore_errors=True)
+        work = work_directory(stack, "accre-bench-rabbitmq-", args.keep)
         bindir = install(work, args.venv)
         env = clean_env(work / "home")
         amqp = stack.enter_context(broker(args.broker))

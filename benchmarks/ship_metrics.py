@@ -17,8 +17,6 @@ import argparse
 import contextlib
 import json
 import random
-import shutil
-import tempfile
 from pathlib import Path
 
 from rabbitmq import RedisStore, Scraper, consume_once, make_records
@@ -27,9 +25,9 @@ from support import (
     install,
     load_average,
     median,
-    note,
     redis_server,
     test_servers,
+    work_directory,
     write_private,
 )
 
@@ -92,12 +90,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args()
     loads = [load_average()]
-    work = Path(tempfile.mkdtemp(prefix="accre-bench-ship-metrics-"))
     with contextlib.ExitStack() as stack:
-        if args.keep:
-            note(f"work directory: {work}")
-        else:
-            stack.callback(shutil.rmtree, work, ignore_errors=True)
+        work = work_directory(stack, "accre-bench-ship-metrics-", args.keep)
         bindir = install(work, args.venv)
         redis = RedisStore(stack.enter_context(redis_server()))
         rows, scrapes = bench(work, bindir, redis, args.records, args.rounds)

@@ -76,6 +76,19 @@ def load_average() -> str:
     return f"{one:.2f}, {five:.2f}, {fifteen:.2f} on {os.cpu_count()} cores"
 
 
+def work_directory(stack: Any, prefix: str, keep: bool) -> Path:
+    """A fresh temporary directory, removed when `stack` closes unless `keep` (then named)."""
+    import shutil
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    if keep:
+        note(f"work directory: {work}")
+    else:
+        stack.callback(shutil.rmtree, work, ignore_errors=True)
+    return work
+
+
 def install(work: Path, venv: str | None) -> Path:
     """The bin directory of a fresh virtualenv with a regular (non-editable) install of this
     checkout and the clients of the bus and the stores, as a node has it; or of `venv`."""
