@@ -76,7 +76,7 @@ class Output:
     # -- settings, checked with one clear line each ---------------------------------------
 
     def _bad(self, key: str, why: str) -> ConfigError:
-        return ConfigError(f"outputs.{self.section}.{key} {why}")
+        return ConfigError(f"outputs.{self.section}.{key} {why}", key)
 
     def setting_seconds(self, key: str, *, maximum: float, zero: bool = False) -> float:
         """A finite number of seconds above 0 (at least 0 with `zero`), at most `maximum`."""

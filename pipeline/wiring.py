@@ -82,7 +82,7 @@ def _with_defaults(name: str, config: Config, error: ConfigError) -> Any:
     section = section_of(name)
     settings = dict(config.output_section(section))
     for _ in range(len(settings) + 1):
-        key = str(error).removeprefix(f"outputs.{section}.").split(" ", 1)[0]
+        key = error.key
         config.problem(f"{error}; using its default" if key in settings else f"{error}")
         if key not in settings:
             break
