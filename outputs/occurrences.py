@@ -26,20 +26,6 @@ from accre_monitor.pipeline.state import Entry, Taken, is_real, record_date
 from accre_monitor.status import OK
 
 
-def settled(takens: list[Taken]) -> list[Taken]:
-    """The batch's `takens`, each with `current` as the state stands after the whole batch:
-    an earlier result of a check superseded by a later one of the same batch is not current,
-    whether this output or the `state` destination took them first."""
-    latest: dict[tuple[str, str], Entry] = {}
-    for taken in takens:
-        if taken.entry is not None:  # the store took the batch in order: the last one stands
-            latest[taken.entry.key] = taken.entry
-    for taken in takens:
-        if taken.entry is not None:
-            taken.current = latest[taken.entry.key].record_id == str(taken.record.get("id"))
-    return takens
-
-
 def is_made(record: dict[str, Any]) -> bool:
     """A record the watchdog made (stale, keepalive): exempt from the count."""
     return not is_real(record)

@@ -108,9 +108,9 @@ class RemoteOutput(Output):
 
     def _deliver_passing(self, records: list[dict[str, Any]], timeout: float) -> list[Outcome]:
         """Send the records that pass `min_occurrences`; deliver the others unsent."""
-        from accre_monitor.outputs.occurrences import note, passes, settled, worth_remembering
+        from accre_monitor.outputs.occurrences import note, passes, worth_remembering
 
-        takens = settled(self.take_into_state(records))
+        takens = self.take_into_state(records)
         outcomes: list[Outcome | None] = []
         for taken in takens:
             if taken.problem is not None:

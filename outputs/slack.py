@@ -55,7 +55,7 @@ from accre_monitor.outputs.notify import (
     Said,
     judge,
 )
-from accre_monitor.outputs.occurrences import note, settled, short_of
+from accre_monitor.outputs.occurrences import note, short_of
 from accre_monitor.outputs.remote import RemoteOutput
 from accre_monitor.outputs.slack_format import Notice, digest, message
 from accre_monitor.outputs.slack_groups import Groups
@@ -223,7 +223,7 @@ class SlackOutput(RemoteOutput):
         self.flush_due(deadline=deadline)
         outcomes, notices = self.prepare_each(records)
         if notices:
-            takens = settled(self.take_into_state([n.record for _, n in notices]))
+            takens = self.take_into_state([n.record for _, n in notices])
             plan = self._plan(notices, takens, outcomes)
             grouped = self._group(plan)
             sent = self._send_all([p for p in plan if p[0] not in grouped], deadline)

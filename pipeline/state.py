@@ -207,7 +207,8 @@ class Taken(_Value):
 
     `entry` is the entry after the record (or as it stands, when the record changed
     nothing); `current` says whether the record is the entry's latest (taken now or before):
-    a record that is not is superseded, and a notifier stays quiet about it. `applied`:
+    a record that is not (a newer one was taken before, or later in the same batch) is
+    superseded, and a notifier stays quiet about it. `applied`:
     this call changed the entry; `problem`: why the state cannot take the record at all.
     """
 
@@ -383,6 +384,21 @@ def checked(record: dict[str, Any]) -> tuple[float, str | None]:
         return record_date(record), None
     except ValueError as exc:
         return 0.0, str(exc)
+
+
+def settled(takens: list[Taken]) -> list[Taken]:
+    """The batch's `takens`, each with `current` as the state stands after the whole batch:
+    an earlier result of a check superseded by a later one of the same batch is not current.
+    Every store's `take` answers this way, so a notifier judges the same batch alike whether
+    it or the `state` destination took it first."""
+    latest: dict[tuple[str, str], Entry] = {}
+    for taken in takens:
+        if taken.entry is not None:  # the store took the batch in order: the last one stands
+            latest[taken.entry.key] = taken.entry
+    for taken in takens:
+        if taken.entry is not None:
+            taken.current = latest[taken.entry.key].record_id == str(taken.record.get("id"))
+    return takens
 
 
 # -- records the watchdog makes --------------------------------------------------------------

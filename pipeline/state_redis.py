@@ -55,7 +55,7 @@ from accre_monitor.errors import ConfigError
 from accre_monitor.outcome import StoreUnavailable, describe
 from accre_monitor.outputs.redis import client_options, url_problem
 from accre_monitor.pipeline import state_apply
-from accre_monitor.pipeline.state import KEEPALIVE, Entry, Node, Silence, Taken, covering
+from accre_monitor.pipeline.state import KEEPALIVE, Entry, Node, Silence, Taken, covering, settled
 from accre_monitor.redaction import redact_url, remember_url, split_credentials
 
 READ_CHUNK = 1000  # keys per MGET when listing
@@ -238,7 +238,7 @@ class RedisState:
     def take(self, records: list[dict[str, Any]], now: float | None = None) -> list[Taken]:
         """Take each record into the state, atomically per node and check (see `state.py`)."""
         now = time.time() if now is None else now
-        return self._take_part(records, now, time.monotonic() + self.busy_timeout)
+        return settled(self._take_part(records, now, time.monotonic() + self.busy_timeout))
 
     def _take_part(self, records: list[dict[str, Any]], now: float, deadline: float) -> list:
         """The batch in one transaction; when it keeps meeting other shippers' updates, in

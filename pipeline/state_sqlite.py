@@ -22,7 +22,15 @@ from typing import Any
 from accre_monitor import log
 from accre_monitor.outcome import StoreUnavailable, describe
 from accre_monitor.pipeline import state_apply
-from accre_monitor.pipeline.state import KEEPALIVE, Entry, Node, Silence, Taken, covering
+from accre_monitor.pipeline.state import (
+    KEEPALIVE,
+    Entry,
+    Node,
+    Silence,
+    Taken,
+    covering,
+    settled,
+)
 from accre_monitor.sqlite_files import create_private, retry_busy, set_aside, transaction
 
 SCHEMA = (
@@ -211,7 +219,7 @@ class SqliteState:
             rows = _Rows(db)
             return [state_apply.take_one(rows, record, silences, now) for record in records]
 
-        return self._run(operation)
+        return settled(self._run(operation))
 
     # -- the watchdog's side -----------------------------------------------------------
 

@@ -640,3 +640,12 @@ def test_a_result_older_than_the_one_that_went_stale_does_not_replace_the_stale_
     (old,) = take(store, result("CRITICAL", at=50, ttl=60))
     assert not old.applied
     assert store.get("web01", "disk").stale
+
+
+def test_an_earlier_result_of_a_check_in_the_same_batch_is_not_current(store):
+    first, second, other = take(
+        store, result("CRITICAL", at=0), result("OK", at=60), result("OK", at=0, check="mem")
+    )
+    assert first.applied and not first.current
+    assert second.applied and second.current
+    assert other.current
