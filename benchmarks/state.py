@@ -151,7 +151,7 @@ def bench_store(
             times["raw"].append(raw.upsert(records, args.batch))
             records = make_records(args.nodes, args.checks, round_)
             times["state"].append(through_state(output, records, args.batch))
-        store = output.store
+        store = output.state_store()
         pairs = args.nodes * args.checks
         entry = store.get("cn0001", "check01")
         checked = len(store.entries(node="cn000*")) == 10 * args.checks

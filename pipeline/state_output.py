@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from accre_monitor.outcome import DELIVERED, REJECTED, Outcome
 from accre_monitor.outputs.remote import RemoteOutput
-from accre_monitor.pipeline.state import StateStore, is_real
-from accre_monitor.pipeline.state_store import open_state
+from accre_monitor.pipeline.state import is_real
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,10 +28,10 @@ class StateOutput(RemoteOutput):
 
     def __init__(self, name: str, settings: dict[str, Any] | None = None, **kw: Any) -> None:
         super().__init__(name, settings, **kw)
-        self.store: StateStore = open_state(self.state_settings, self.state_dir)
+        self.state_store()  # now: a URL it cannot use is a configuration problem, said once
 
     def __repr__(self) -> str:
-        return f"StateOutput({self.store!r})"
+        return f"StateOutput({self.state_store()!r})"
 
     def write_batch(self, items: list[dict[str, Any]], timeout: float) -> list[Outcome]:
         return [
@@ -43,8 +42,5 @@ class StateOutput(RemoteOutput):
             else Outcome(
                 DELIVERED, duplicate=not taken.applied and taken.current and is_real(taken.record)
             )
-            for taken in self.store.take(items)
+            for taken in self.state_store().take(items)
         ]
-
-    def close(self) -> None:
-        self.store.close()

@@ -476,7 +476,7 @@ def test_a_locked_sqlite_state_raises_store_unavailable_and_the_records_wait(tmp
         holder = sqlite3.connect(path, timeout=0, isolation_level=None)
         holder.execute("BEGIN IMMEDIATE")
         with pytest.raises(StoreUnavailable) as raised:
-            output.store.take([result("OK", 60)])
+            output.state_store().take([result("OK", 60)])
         assert "\n" not in str(raised.value) and "locked" in str(raised.value)
         outcomes = deliver_batch(output, [result("OK", 60), result("OK", 120)], 5.0)
         assert [o.state for o in outcomes] == [RETRY, RETRY]
@@ -504,7 +504,7 @@ def test_a_stopped_redis_raises_store_unavailable_and_the_records_wait(redis_wit
         assert [o.state for o in deliver_batch(output, [result("OK", 0)], 5.0)] == [DELIVERED]
         redis_with_password.stop()
         with pytest.raises(StoreUnavailable) as raised:
-            output.store.take([result("OK", 60)])
+            output.state_store().take([result("OK", 60)])
         message = str(raised.value)
         assert "\n" not in message and "p@ss" not in message and "s3cr" not in message
         assert str(redis_with_password.port) in message
@@ -518,10 +518,10 @@ def test_a_stopped_redis_raises_store_unavailable_and_the_records_wait(redis_wit
             lambda s: s.silences(),
         ):
             with pytest.raises(StoreUnavailable):
-                call(output.store)
+                call(output.state_store())
         redis_with_password.start()
         assert [o.state for o in deliver_batch(output, [result("OK", 60)], 5.0)] == [DELIVERED]
-        assert output.store.get("web01", "disk").occurrences == 2  # the data survived
+        assert output.state_store().get("web01", "disk").occurrences == 2  # the data survived
     finally:
         output.close()
 
